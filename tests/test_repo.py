@@ -1,0 +1,57 @@
+"""The repository's promises to its readers: one source of truth for the README, CI and results."""
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from most_net.reports import sync_readme
+
+
+def _block(readme: str, marker: str) -> str:
+    match = re.search(rf'<!-- {marker} -->\s*```(?:bash|sh)?\n(.+?)\n```', readme, re.S)
+    assert match, f'README.md lacks the {marker} block'
+    return match.group(1).strip()
+
+
+def test_readme_results_match_results_folder(repo):
+    assert not sync_readme(repo / 'README.md', repo / 'results', check=True), \
+        'README results block is stale: run most_net.reports.sync_readme("README.md", "results")'
+
+
+def test_readme_has_two_quickstart_commands(repo):
+    readme = (repo / 'README.md').read_text()
+    quickstart, test_command = _block(readme, 'quickstart-command'), _block(readme, 'test-command')
+    assert quickstart.count('\n') == 0 and test_command.count('\n') == 0
+    assert 'papermill nbs/train.ipynb' in quickstart
+    assert 'pytest' in test_command and 'nbdev_test' in test_command
+
+
+def test_ci_runs_the_readme_test_command(repo):
+    ci = (repo / '.ci' / 'run').read_text()
+    assert '<!-- test-command -->' in ci and 'torch==2.14.1 torchvision==0.29.1' in ci
+
+
+def test_notebook_map_lists_every_notebook(repo):
+    readme = (repo / 'README.md').read_text()
+    listed = set(re.findall(r'`nbs/([\w-]+\.ipynb)`', readme))
+    present = {p.name for p in (repo / 'nbs').glob('*.ipynb')}
+    assert listed == present, f'README notebook map: missing {present - listed}, stale {listed - present}'
+
+
+def test_settings_declare_runtime_requirements(repo):
+    config = configparser.ConfigParser(delimiters=['='])
+    config.read(repo / 'settings.ini')
+    requirements = config['DEFAULT']['requirements']
+    for package in ('torch', 'torchvision', 'lpips==0.1.4', 'scikit-image', 'piq', 'pandas', 'matplotlib',
+                    'tqdm', 'pillow', 'safetensors', 'opencv-python-headless'):
+        assert package in requirements, package
+
+
+def test_console_script_help():
+    script = Path(sys.executable).parent / 'most-net'
+    assert script.is_file(), 'the most-net console script is not installed: pip install -e .'
+    result = subprocess.run([str(script), '--help'], capture_output=True, text=True)
+    assert result.returncode == 0 and 'usage: most-net' in result.stdout
