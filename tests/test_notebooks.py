@@ -14,9 +14,9 @@ import pytest
 TINY = {'preset': 'tiny', 'max_steps': 3}
 
 
-def run_notebook(repo, name, out_dir, **parameters):
-    output = out_dir / f'{name}.out.ipynb'
-    pm.execute_notebook(str(repo / 'nbs' / f'{name}.ipynb'), str(output), parameters=parameters,
+def run_notebook(repo, notebook, scratch, **parameters):
+    output = scratch / f'{notebook}.out.ipynb'
+    pm.execute_notebook(str(repo / 'nbs' / f'{notebook}.ipynb'), str(output), parameters=parameters,
                         cwd=str(repo), kernel_name='python3', progress_bar=False)
     return output
 
@@ -67,3 +67,10 @@ def test_table1_notebook(repo, ablation_runs, tmp_path):
     assert table['source'].str.startswith('quoted').sum() == 16
     ours = table[table['method'] == 'MOST-Net (ours)']
     assert len(ours) == 1 and 0 < ours['FSIM'].item() <= 1
+
+
+def test_figures_notebook(repo, ablation_runs, tmp_path):
+    run_notebook(repo, 'figures', tmp_path, run_prefix='tiny', runs_dir=str(ablation_runs / 'runs'),
+                 out_dir=str(tmp_path / 'figures'))
+    for name in ('qualitative.png', 'training_curves.png', 'memory.png'):
+        assert (tmp_path / 'figures' / name).stat().st_size > 1000, name
