@@ -1,149 +1,398 @@
-"""Data integration tests: the real CUFS copy, every validation error on a broken copy, prepare, the CLI."""
+"""most_net.data on the real CUFS copy and on small temporary copies: counts, formats, validation, conversion, CLI."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
+import most_net.data as data
 from most_net.cli import main
-from most_net.data import (DatasetError, FaceSketchDataset, SyntheticFaceSketch, TensorLoader, crop_to_original,
+from most_net.core import MostNetError, find_dataset
+from most_net.data import (CUFS_HW, DatasetError, FaceSketchDataset, SyntheticFaceSketch, TensorLoader, crop_to_original,
                            open_dataset, pad_to_square, postprocess_prediction, prepare_dataset, read_pairs,
-                           validate_dataset)
+                           tensor_to_uint8, uint8_to_tensor, validate_dataset, write_synthetic_dataset)
+
+STANDARD = {'train': {'AR': 80, 'CUHK': 88, 'XM2VTS': 100}, 'test': {'AR': 43, 'CUHK': 100, 'XM2VTS': 195}}
 
 
-def test_cufs_split_counts_and_formats(cufs_root):
-    counts = validate_dataset(cufs_root)
-    assert counts == {'train': {'AR': 80, 'CUHK': 88, 'XM2VTS': 100}, 'test': {'AR': 43, 'CUHK': 100, 'XM2VTS': 195}}
-    train, test = FaceSketchDataset(cufs_root, 'train'), FaceSketchDataset(cufs_root, 'test')
-    assert (len(train), len(test)) == (268, 338)
-    item = test[5]
-    assert item['photo'].shape == (3, 256, 256) and item['sketch'].shape == (1, 256, 256)
-    assert item['photo'].dtype == torch.float32 and -1 <= item['photo'].min() and item['photo'].max() <= 1
-    assert item['subset'] in ('AR', 'CUHK', 'XM2VTS') and item['name'].endswith('.jpg')
-    assert np.array_equal(postprocess_prediction(item['sketch'], item), test.original_sketch(5))
-    assert test.original_photo(5).shape == (250, 200, 3) and test.original_sketch(5).shape == (250, 200)
+# ---------------------------------------------------------------- the real CUFS copy
+
+@pytest.fixture(scope='module')
+def cufs_sets(cufs_root):
+    """Both CUFS splits, preloaded (decodes all 606 pairs once: a second or two)."""
+    return {split: FaceSketchDataset(cufs_root, split) for split in ('train', 'test')}
 
 
-def test_cufs_device_loader_keeps_everything_in_memory(cufs_root):
-    loader = TensorLoader(FaceSketchDataset(cufs_root, 'train'), 16, drop_last=True, augment=True)
-    assert loader.photos.dtype == torch.uint8 and loader.photos.nbytes + loader.sketches.nbytes < 100 * 2**20
+def test_cufs_split_counts(cufs_root, cufs_sets):
+    assert validate_dataset(cufs_root, decode=False) == STANDARD
+    for split, dataset in cufs_sets.items():
+        assert len(dataset) == sum(STANDARD[split].values())
+        assert dict(Counter(dataset.subsets)) == STANDARD[split]
+        assert len(set(dataset.names)) == len(dataset)
+    assert (len(cufs_sets['train']), len(cufs_sets['test'])) == (268, 338)
+    assert not set(cufs_sets['train'].names) & set(cufs_sets['test'].names)
+
+
+def test_cufs_tensor_formats(cufs_sets):
+    test = cufs_sets['test']
+    assert test.augment is False and cufs_sets['train'].augment is True
+    for index in (0, len(test) // 2, len(test) - 1):
+        item = test[index]
+        photo, sketch = item['photo'], item['sketch']
+        assert photo.dtype == sketch.dtype == torch.float32
+        assert photo.shape == (3, 256, 256) and sketch.shape == (1, 256, 256)
+        assert photo.min() >= -1 and photo.max() <= 1 and sketch.min() >= -1 and sketch.max() <= 1
+        assert photo.min() < -0.5 and sketch.min() < -0.5                    # not a blank picture
+        assert (photo[:, :3] == 1).all() and (sketch[:, :, :28] == 1).all()   # white padding
+        truth_sketch = np.asarray(Image.open(test.path('sketches', index)).convert('L'))
+        truth_photo = np.asarray(Image.open(test.path('photos', index)).convert('RGB'))
+        assert np.array_equal(postprocess_prediction(sketch, item), truth_sketch)
+        assert np.array_equal(tensor_to_uint8(crop_to_original(photo)), truth_photo)
+        assert item['subset'] in STANDARD['test'] and item['name'] == test.names[index]
+
+
+def test_cufs_sketches_stored_as_rgb_or_l_come_out_grey(cufs_sets):
+    train = cufs_sets['train']
+    modes = {}
+    for index in range(len(train)):
+        with Image.open(train.path('sketches', index)) as image: modes.setdefault(image.mode, index)
+    assert {'RGB', 'L'} <= set(modes), modes
+    for mode, index in modes.items():
+        assert train.original_sketch(index).shape == CUFS_HW, mode
+        assert train.original_photo(index).shape == (*CUFS_HW, 3), mode
+
+
+def test_cufs_items_collate_and_undo(cufs_sets):
+    test = cufs_sets['test']
+    batch = torch.utils.data.default_collate([test[i] for i in range(3)])
+    assert batch['photo'].shape == (3, 3, 256, 256) and batch['original_hw'].tolist() == [list(CUFS_HW)] * 3
+    one = {key: value[1] for key, value in batch.items()}
+    assert np.array_equal(postprocess_prediction(batch['sketch'][1], one), test.original_sketch(1))
+
+
+def test_cufs_resized_small_images(cufs_root):
+    with pytest.raises(DatasetError, match='resize=True'):
+        FaceSketchDataset(cufs_root, 'test', image_size=64, preload=False)
+    small = FaceSketchDataset(cufs_root, 'test', image_size=64, resize=True, preload=False)
+    item = small[5]
+    assert item['photo'].shape == (3, 64, 64) and item['sketch'].shape == (1, 64, 64) and bool(item['resized'])
+    restored = postprocess_prediction(item['sketch'], item)
+    assert restored.shape == CUFS_HW
+    # resizing to 64 and back blurs, but keeps the picture: close to the truth on average
+    assert np.abs(restored.astype(int) - small.original_sketch(5)).mean() < 25
+
+
+def test_cufs_tensor_loader(cufs_sets):
+    loader = TensorLoader(cufs_sets['train'], 8, drop_last=True, augment=True, device='cpu')
+    assert len(loader) == 268 // 8 and loader.photos.dtype == torch.uint8
+    assert loader.photos.shape == (268, 3, 256, 256) and loader.sketches.shape == (268, 1, 256, 256)
     batch = next(iter(loader))
-    assert batch['photo'].shape == (16, 3, 256, 256) and len(loader) == 16
+    assert batch['photo'].shape == (8, 3, 256, 256) and batch['sketch'].shape == (8, 1, 256, 256)
+    assert batch['photo'].dtype == torch.float32 and batch['index'].dtype == torch.int64
 
 
-def test_pad_crop_round_trip_is_bit_exact():
-    rng = np.random.default_rng(1)
-    for shape in ((250, 200), (250, 200, 3), (256, 256), (1, 1)):
-        image = rng.integers(0, 256, shape, dtype=np.uint8)
-        assert np.array_equal(crop_to_original(pad_to_square(image), shape[:2]), image)
+# ---------------------------------------------------------------- padding and conversions
+
+@pytest.mark.parametrize('shape,size', [((250, 200), 256), ((250, 200, 3), 256), ((17, 9), 32), ((7, 8, 1), 8), ((250, 200), 250)])
+def test_pad_crop_round_trip_is_bit_exact(shape, size):
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    padded = pad_to_square(image, size)
+    assert padded.shape[:2] == (size, size) and padded.dtype == np.uint8
+    assert int(padded.astype(int).sum()) == int(image.astype(int).sum()) + 255 * (padded.size - image.size)
+    assert np.array_equal(crop_to_original(padded, shape[:2]), image)
+    tensor = torch.from_numpy(padded if padded.ndim == 2 else padded.transpose(2, 0, 1)).expand(2, 3, *([-1] * padded.ndim))
+    cropped = crop_to_original(tensor, shape[:2])
+    assert isinstance(cropped, torch.Tensor) and cropped.shape[:2] == (2, 3)
+    assert np.array_equal(cropped[1, 2].numpy(), image if image.ndim == 2 else image.transpose(2, 0, 1))
 
 
-def test_synthetic_set_is_deterministic():
-    first, second = SyntheticFaceSketch(4, seed=7, augment=False), SyntheticFaceSketch(4, seed=7, augment=False)
-    for index in range(4):
-        assert torch.equal(first[index]['photo'], second[index]['photo'])
-        assert torch.equal(first[index]['sketch'], second[index]['sketch'])
-    assert not torch.equal(first[0]['photo'], SyntheticFaceSketch(4, seed=8, augment=False)[0]['photo'])
-    assert open_dataset('synthetic:3', 'test', 64, resize=True)[0]['photo'].shape == (3, 64, 64)
+def test_pad_refuses_a_picture_larger_than_the_canvas():
+    with pytest.raises(DatasetError, match='resize=True'):
+        pad_to_square(np.zeros((250, 200), np.uint8), 128)
 
 
-@pytest.fixture()
-def broken_copy(cufs_root, tmp_path):
-    """A small valid copy of CUFS (2 pairs per split and subset) to break in each test."""
-    pairs = read_pairs(cufs_root)
-    small = pd.concat([rows.head(2) for _, rows in pairs.groupby(['split', 'subset'])])
-    root = tmp_path / 'CUFS'
-    for _, row in small.iterrows():
+def test_uint8_tensor_round_trip_is_exact():
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    colour = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(tensor_to_uint8(uint8_to_tensor(grey)), grey)
+    assert np.array_equal(tensor_to_uint8(uint8_to_tensor(colour)), colour)
+    assert uint8_to_tensor(grey).min() == -1 and uint8_to_tensor(grey).max() == 1
+    assert tensor_to_uint8(uint8_to_tensor(grey)[0]).shape == (16, 16)
+
+
+# ---------------------------------------------------------------- validation on broken copies
+
+@pytest.fixture
+def small_root(tmp_path) -> Path:
+    """A small canonical dataset: a few real CUFS pairs (one sketch stored as RGB, one as L) or, without CUFS, drawn faces."""
+    root = tmp_path / 'small'
+    cufs = find_dataset('CUFS')
+    if cufs is None:
+        return write_synthetic_dataset(root, n_train=3, n_test=2)
+    pairs = read_pairs(cufs)
+    chosen = pd.concat([pairs[pairs['split'] == 'train'].groupby('subset').head(1), pairs[pairs['split'] == 'test'].head(2)])
+    for row in chosen.itertuples():
         for kind in ('photos', 'sketches'):
-            (root / row['split'] / kind).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cufs_root / row['split'] / kind / row['name'], root / row['split'] / kind / row['name'])
-    small.to_csv(root / 'pairs.csv', index=False)
-    validate_dataset(root)
-    return root, small
+            (root / row.split / kind).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cufs / row.split / kind / row.name, root / row.split / kind / row.name)
+    chosen[['split', 'subset', 'name']].to_csv(root / 'pairs.csv', index=False)
+    return root
 
 
-def _first(small, split='train'):
-    return small[small['split'] == split].iloc[0]['name']
+def _first(root: Path, split: str = 'train') -> str:
+    return read_pairs(root).query('split == @split')['name'].iloc[0]
 
 
-@pytest.mark.parametrize('breakage, message', [
-    ('missing_sketch', 'is missing (the sketch of pair'),
-    ('missing_photo', 'is missing (the photo of pair'),
-    ('truncated', 'unreadable or truncated'),
-    ('not_an_image', 'unreadable or truncated'),
-    ('wrong_size', 'expected 200x250'),
-    ('duplicate', 'duplicate name'),
-    ('empty_split', 'the test split is empty'),
-    ('extra_photo', 'lack a partner'),
-    ('no_pairs_csv', 'pairs.csv not found'),
-    ('missing_column', "lacks the column(s) ['subset']"),
-])
-def test_validation_errors_name_the_file_and_the_fix(broken_copy, breakage, message):
-    root, small = broken_copy
-    name = _first(small)
-    if breakage == 'missing_sketch': (root / 'train' / 'sketches' / name).unlink()
-    if breakage == 'missing_photo': (root / 'train' / 'photos' / name).unlink()
-    if breakage == 'truncated':
-        path = root / 'train' / 'sketches' / name
-        path.write_bytes(path.read_bytes()[:400])
-    if breakage == 'not_an_image': (root / 'train' / 'photos' / name).write_text('not a jpeg')
-    if breakage == 'wrong_size':
-        from PIL import Image
-        Image.new('RGB', (180, 250), 'white').save(root / 'train' / 'photos' / name)
-    if breakage == 'duplicate': pd.concat([small, small.head(1)]).to_csv(root / 'pairs.csv', index=False)
-    if breakage == 'empty_split': small[small['split'] == 'train'].to_csv(root / 'pairs.csv', index=False)
-    if breakage == 'extra_photo': shutil.copyfile(root / 'train' / 'photos' / name, root / 'train' / 'photos' / 'extra.jpg')
-    if breakage == 'no_pairs_csv': (root / 'pairs.csv').unlink()
-    if breakage == 'missing_column': small.drop(columns='subset').to_csv(root / 'pairs.csv', index=False)
-    with pytest.raises(DatasetError, match=None) as error:
-        validate_dataset(root)
-    assert message in str(error.value)
-    if breakage not in ('no_pairs_csv',): assert str(root) in str(error.value)
+def _edit_csv(edit):
+    def change(root: Path):
+        table = pd.read_csv(root / 'pairs.csv', dtype=str)
+        edit(table).to_csv(root / 'pairs.csv', index=False)
+    return change
 
 
-def test_cli_validate_reports_errors_as_one_line(broken_copy, capsys):
-    root, small = broken_copy
-    assert main(['data', 'validate', str(root)]) == 0
-    (root / 'test' / 'sketches' / _first(small, 'test')).unlink()
-    assert main(['data', 'validate', str(root)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith('most-net data: error:') and '\n' not in err
+def _truncate(root: Path):
+    path = root / 'train' / 'photos' / _first(root)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
-def test_prepare_pairs_format_and_refuses_to_overwrite(broken_copy, tmp_path):
-    root, small = broken_copy
-    listing = pd.DataFrame({'photo': [f"{r.split}/photos/{r.name}" for r in small.itertuples()],
-                            'sketch': [f"{r.split}/sketches/{r.name}" for r in small.itertuples()],
-                            'split': small['split'].tolist(), 'subset': small['subset'].tolist()})
-    listing.to_csv(tmp_path / 'mine.csv', index=False)
-    out = tmp_path / 'mine'
-    counts = prepare_dataset(root, out, 'pairs', tmp_path / 'mine.csv')
-    assert sum(counts['train'].values()) == 6 and sum(counts['test'].values()) == 6
-    with pytest.raises(DatasetError, match='--force'):
-        prepare_dataset(root, out, 'pairs', tmp_path / 'mine.csv')
-    listing.iloc[:1].assign(photo='train/photos/nope.jpg').to_csv(tmp_path / 'bad.csv', index=False)
-    with pytest.raises(DatasetError, match='nope.jpg is missing'):
-        prepare_dataset(root, out, 'pairs', tmp_path / 'bad.csv', force=True)
-    assert validate_dataset(out) == counts, 'a failed prepare must leave the previous output intact'
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.mine.')], 'no staging folder left behind'
+def _resave_smaller(root: Path):
+    path = root / 'test' / 'sketches' / _first(root, 'test')
+    with Image.open(path) as image: smaller = image.convert('L').resize((199, 250))
+    smaller.save(path, format='PNG')
 
 
-def test_prepare_cufs_release_layout(cufs_root, tmp_path):
-    pairs = read_pairs(cufs_root)
-    chosen = pd.concat([pairs.query("subset != 'CUHK'").groupby(['split', 'subset']).head(2),
-                        pairs.query("subset == 'CUHK' and split == 'train'").head(2),
-                        pairs.query("subset == 'CUHK' and split == 'test'")])
-    for _, row in chosen.iterrows():
-        for kind, column in (('photos', 'source_photo'), ('sketches', 'source_sketch')):
-            target = tmp_path / 'download' / row[column]
+def _extra_photo(root: Path):
+    shutil.copyfile(root / 'train' / 'photos' / _first(root), root / 'train' / 'photos' / 'zz_extra.jpg')
+
+
+def _unlisted_pair(root: Path):
+    for kind in ('photos', 'sketches'):
+        shutil.copyfile(root / 'train' / kind / _first(root), root / 'train' / kind / 'zz_unlisted.jpg')
+
+
+BROKEN = {  # id: (change, split it breaks, words the message must hold, whether the message names the file)
+    'missing pairs.csv': (lambda root: (root / 'pairs.csv').unlink(), 'train', 'pairs.csv not found', 'pairs.csv'),
+    'missing column': (_edit_csv(lambda table: table.drop(columns='name')), 'train', 'lacks the column(s) name', 'pairs.csv'),
+    'duplicate names': (_edit_csv(lambda table: pd.concat([table, table.iloc[:1]])), 'train', 'duplicate name', 'first'),
+    'empty split': (_edit_csv(lambda table: table[table['split'] == 'train']), 'test', 'the test split is empty', 'pairs.csv'),
+    'missing sketch partner': (lambda root: (root / 'train' / 'sketches' / _first(root)).unlink(), 'train',
+                               'sketch partner of', 'first'),
+    'missing photo partner': (lambda root: (root / 'test' / 'photos' / _first(root, 'test')).unlink(), 'test',
+                              'photo partner of', 'first_test'),
+    'count mismatch': (_extra_photo, 'train', 'photo/sketch count mismatch', 'zz_extra.jpg'),
+    'unlisted pair': (_unlisted_pair, 'train', 'not listed in', 'zz_unlisted.jpg'),
+    'unreadable image': (lambda root: (root / 'train' / 'sketches' / _first(root)).write_bytes(b'GIF89a broken'), 'train',
+                         'cannot be read', 'first'),
+    'truncated image': (_truncate, 'train', 'truncated', 'first'),
+    'unexpected size': (_resave_smaller, 'test', 'is 199x250 (W x H)', 'first_test'),
+}
+
+
+@pytest.mark.parametrize('case', list(BROKEN))
+def test_each_validation_error_names_file_and_fix(small_root, case):
+    change, split, words, named = BROKEN[case]
+    file_name = {'first': _first(small_root), 'first_test': _first(small_root, 'test')}.get(named, named)
+    assert validate_dataset(small_root)                           # the intact copy is valid
+    change(small_root)
+    with pytest.raises(DatasetError) as caught:
+        validate_dataset(small_root)
+    message = str(caught.value)
+    assert words in message and file_name in message, message
+    assert isinstance(caught.value, MostNetError)
+    with pytest.raises(DatasetError) as on_construction:
+        FaceSketchDataset(small_root, split)                       # training refuses the same folder before it starts
+    assert file_name in str(on_construction.value)
+
+
+def test_lazy_dataset_names_a_file_damaged_after_construction(small_root):
+    dataset = FaceSketchDataset(small_root, 'train', preload=False)
+    _truncate(small_root)
+    with pytest.raises(DatasetError, match='cannot be decoded'):
+        dataset[0]
+
+
+# ---------------------------------------------------------------- synthetic faces and the loader
+
+def test_synthetic_faces_are_deterministic():
+    first, again = SyntheticFaceSketch(5, seed=7, split='train'), SyntheticFaceSketch(5, seed=7, split='train')
+    for index in range(5):
+        assert first.original_photo(index).tobytes() == again.original_photo(index).tobytes()
+        assert first.original_sketch(index).tobytes() == again.original_sketch(index).tobytes()
+    assert SyntheticFaceSketch(2, seed=7).original_sketch(1).tobytes() == first.original_sketch(1).tobytes()   # n-independent
+    other_seed, other_split = SyntheticFaceSketch(5, seed=8), SyntheticFaceSketch(5, seed=7, split='test')
+    assert all(not np.array_equal(first.original_photo(i), other.original_photo(i)) for other in (other_seed, other_split)
+               for i in range(5))
+    assert len({first.original_photo(i).tobytes() for i in range(5)}) == 5
+
+
+def test_synthetic_item_format():
+    dataset = open_dataset('synthetic:3', 'test')
+    assert isinstance(dataset, SyntheticFaceSketch) and len(dataset) == 3 and dataset.augment is False
+    item = dataset[2]
+    assert item['photo'].shape == (3, 256, 256) and item['sketch'].shape == (1, 256, 256)
+    assert item['photo'].dtype == torch.float32 and item['subset'] == 'synthetic'
+    assert -1 <= item['sketch'].min() < item['sketch'].max() <= 1
+    assert np.array_equal(postprocess_prediction(item['sketch'], item), dataset.original_sketch(2))
+    assert open_dataset('synthetic', 'train', 64, resize=True)[0]['photo'].shape == (3, 64, 64)
+    with pytest.raises(DatasetError, match='synthetic:N'):
+        open_dataset('synthetic:0')
+
+
+@pytest.mark.parametrize('world_size', [2, 4])
+def test_ranks_together_see_the_single_process_batches(world_size):
+    faces = SyntheticFaceSketch(10, image_size=32, resize=True, augment=False)
+    def batches(rank, size):
+        loader = TensorLoader(faces, 4, augment=True, seed=5, rank=rank, world_size=size, device='cpu')
+        loader.set_epoch(2)
+        return list(loader)
+    whole = batches(0, 1)
+    shares = [batches(rank, world_size) for rank in range(world_size)]
+    assert len(whole) == 3 and all(len(share) == 3 for share in shares)
+    for position, batch in enumerate(whole):
+        for key in ('photo', 'sketch', 'index'):
+            joined = torch.cat([share[position][key] for share in shares])
+            assert torch.equal(joined, batch[key]), (position, key)
+    assert sorted(torch.cat([batch['index'] for batch in whole]).tolist()) == list(range(10))
+
+
+def test_loader_is_repeatable_per_epoch_and_augments_pairs_alike():
+    faces = SyntheticFaceSketch(6, image_size=32, resize=True, augment=False)
+    loader = TensorLoader(faces, 6, augment=True, seed=1, device='cpu')
+    first = next(iter(loader))
+    assert torch.equal(next(iter(loader))['photo'], first['photo'])
+    resumed = TensorLoader(faces, 6, augment=True, seed=1, device='cpu')
+    loader.set_epoch(3); resumed.set_epoch(3)
+    assert torch.equal(next(iter(loader))['sketch'], next(iter(resumed))['sketch'])
+    assert not torch.equal(next(iter(loader))['photo'], first['photo'])       # another epoch, other batches
+    # an all-white photo channel pattern moves exactly as its sketch: grey sketches equal the photos' first channel
+    grey_faces = TensorLoader(faces, 6, augment=True, seed=1, device='cpu')
+    grey_faces.photos = grey_faces.sketches.expand(-1, 3, -1, -1).contiguous()
+    batch = next(iter(grey_faces))
+    assert torch.equal(batch['photo'][:, :1], batch['sketch'])
+    with pytest.raises(MostNetError, match='not divisible'):
+        TensorLoader(faces, 5, world_size=2, device='cpu')
+
+
+# ---------------------------------------------------------------- prepare
+
+def _fake_release(cufs: Path, where: Path, per_group: int = 2) -> pd.DataFrame:
+    """A CUFS release tree (as the shared pairs.csv records it) holding a few real files; CUHK test photos are the
+    first ones in sorted order, so the release's numbering of their sketches (89, 90, ...) still holds."""
+    pairs = read_pairs(cufs)
+    pairs['photo_file'] = pairs['source_photo'].str.rsplit('/', n=1).str[-1]
+    groups = []
+    for (split, subset), rows in pairs.groupby(['split', 'subset']):
+        groups.append(rows.sort_values('photo_file').head(per_group + 1) if (split, subset) == ('test', 'CUHK') else rows.head(per_group))
+    chosen = pd.concat(groups)
+    for row in chosen.itertuples():
+        for kind, source in (('photos', row.source_photo), ('sketches', row.source_sketch)):
+            target = where / source
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cufs_root / row['split'] / kind / row['name'], target)
-    prepare_dataset(tmp_path / 'download', tmp_path / 'CUFS', 'cufs')
-    converted = read_pairs(tmp_path / 'CUFS').set_index(['split', 'name'])
-    assert sorted(converted.index) == sorted(zip(chosen['split'], chosen['name']))
-    for _, row in chosen.iterrows():
-        made = (tmp_path / 'CUFS' / row['split'] / 'sketches' / row['name']).read_bytes()
-        assert made == (cufs_root / row['split'] / 'sketches' / row['name']).read_bytes(), row['name']
+            shutil.copyfile(cufs / row.split / kind / row.name, target)
+    return chosen
+
+
+def test_prepare_converts_a_fake_cufs_release(cufs_root, tmp_path):
+    chosen = _fake_release(cufs_root, tmp_path / 'download')
+    counts = prepare_dataset(tmp_path / 'download', tmp_path / 'CUFS')
+    expected = Counter(zip(chosen['split'], chosen['subset']))
+    assert counts == {split: {subset: expected[(split, subset)] for subset in ('AR', 'CUHK', 'XM2VTS')} for split in ('train', 'test')}
+    converted = read_pairs(tmp_path / 'CUFS')
+    columns = ['split', 'subset', 'name', 'source_photo', 'source_sketch']
+    assert sorted(map(tuple, converted[columns].values.tolist())) == sorted(map(tuple, chosen[columns].values.tolist()))
+    for row in converted.itertuples():   # the bytes are copied as they are
+        for kind in ('photos', 'sketches'):
+            assert (tmp_path / 'CUFS' / row.split / kind / row.name).read_bytes() == (cufs_root / row.split / kind / row.name).read_bytes()
+    assert len(FaceSketchDataset(tmp_path / 'CUFS', 'test')) == len(chosen.query("split == 'test'"))
+
+
+def test_prepare_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    source = write_synthetic_dataset(tmp_path / 'canon', n_train=3, n_test=1)
+    listing = tmp_path / 'pairs.csv'
+    listing.write_text('photo,sketch,split\n' + ''.join(f'{split}/photos/{name},{split}/sketches/{name},{split}\n'
+                                                       for split, name in read_pairs(source)[['split', 'name']].values))
+    out = tmp_path / 'out'
+    assert prepare_dataset(source, out, 'pairs', listing) == {'train': {'custom': 3}, 'test': {'custom': 1}}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()}
+    with pytest.raises(DatasetError, match='--force'):
+        prepare_dataset(source, out, 'pairs', listing)
+    missing = tmp_path / 'missing.csv'
+    missing.write_text('photo,sketch\ntrain/photos/nope.jpg,train/sketches/nope.jpg\n')
+    with pytest.raises(DatasetError, match='nope.jpg is missing'):
+        prepare_dataset(source, out, 'pairs', missing, force=True)
+    missing.unlink()
+    calls = []
+    def failing_write(row, folder):
+        calls.append(row['name'])
+        if len(calls) == 3: raise OSError('disk full')
+        return original_write(row, folder)
+    original_write = data._write_pair
+    monkeypatch.setattr(data, '_write_pair', failing_write)
+    with pytest.raises(OSError, match='disk full'):
+        prepare_dataset(source, out, 'pairs', listing, force=True)
+    with pytest.raises(OSError, match='disk full'):
+        calls.clear(); prepare_dataset(source, tmp_path / 'fresh', 'pairs', listing)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()} == before   # old output intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['canon', 'out', 'pairs.csv']            # no partial folders
+    monkeypatch.undo()
+    assert prepare_dataset(source, out, 'pairs', listing, force=True)['train'] == {'custom': 3}
+
+
+def test_prepare_cufsf_and_user_pairs_convert_other_sizes(tmp_path):
+    for index, stem in enumerate(['b', 'a', 'c']):
+        photo, sketch = data.draw_synthetic_face(3, 'train', index)
+        for kind, picture in (('photos', photo), ('sketches', sketch)):
+            (tmp_path / 'cufsf' / kind).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(picture).resize((300, 300)).save(tmp_path / 'cufsf' / kind / f'{stem}.png')
+    counts = prepare_dataset(tmp_path / 'cufsf', tmp_path / 'CUFSF', 'cufsf', cufsf_train=2)
+    assert counts == {'train': {'CUFSF': 2}, 'test': {'CUFSF': 1}}
+    assert read_pairs(tmp_path / 'CUFSF').set_index('name')['split'].to_dict() == {'a.png': 'train', 'b.png': 'train', 'c.png': 'test'}
+    with Image.open(tmp_path / 'CUFSF' / 'test' / 'photos' / 'c.png') as image:
+        assert image.size == (200, 250) and image.mode == 'RGB'     # square 300 x 300: centre-cropped to 4:5, resized
+    with Image.open(tmp_path / 'CUFSF' / 'test' / 'sketches' / 'c.png') as image:
+        assert image.mode == 'L'
+    with pytest.raises(DatasetError, match='--pairs-csv'):
+        prepare_dataset(tmp_path / 'cufsf', tmp_path / 'CUFSF2', 'cufsf')                  # 3 pairs: no standard split
+    (tmp_path / 'pairs.csv').write_text('photo,sketch,split,subset\nphotos/a.png,sketches/a.png,test,fs2k\n')
+    assert prepare_dataset(tmp_path / 'cufsf', tmp_path / 'OWN', 'pairs', tmp_path / 'pairs.csv') == {'test': {'fs2k': 1}}
+    (tmp_path / 'bad.csv').write_text('picture,drawing\na.png,a.png\n')
+    with pytest.raises(DatasetError, match='lacks the column'):
+        prepare_dataset(tmp_path / 'cufsf', tmp_path / 'OWN2', 'pairs', tmp_path / 'bad.csv')
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_validate_and_prepare_exit_codes(tmp_path, capsys):
+    good = write_synthetic_dataset(tmp_path / 'good', n_train=2, n_test=1)
+    assert main(['data', 'validate', str(good)]) == 0
+    out = capsys.readouterr().out
+    assert 'valid' in out and 'synthetic' in out and 'total' in out
+    (good / 'test' / 'sketches' / read_pairs(good).query("split == 'test'")['name'].iloc[0]).unlink()
+    assert main(['data', 'validate', str(good)]) == 1
+    error = capsys.readouterr().err
+    assert 'most-net data: error:' in error and 'synthetic_test_0000.png is missing' in error and error.count('\n') == 1
+    assert main(['data', 'validate', str(tmp_path / 'nowhere')]) == 1
+    assert 'is not a folder' in capsys.readouterr().err
+    source = write_synthetic_dataset(tmp_path / 'source', n_train=2, n_test=1)
+    listing = tmp_path / 'pairs.csv'
+    listing.write_text('photo,sketch,split\n' + ''.join(f'{split}/photos/{name},{split}/sketches/{name},{split}\n'
+                                                       for split, name in read_pairs(source)[['split', 'name']].values))
+    command = ['data', 'prepare', str(source), '-o', str(tmp_path / 'out'), '--format', 'pairs', '--pairs-csv', str(listing)]
+    assert main(command) == 0
+    assert 'custom' in capsys.readouterr().out
+    assert main(command) == 1
+    assert '--force' in capsys.readouterr().err
+    assert main(command + ['--force']) == 0
+    assert main(['data', 'prepare', str(source), '-o', str(tmp_path / 'o2'), '--format', 'pairs']) == 1
+    assert 'needs --pairs-csv' in capsys.readouterr().err
+    assert main(['data', 'prepare', str(tmp_path / 'missing'), '-o', str(tmp_path / 'o3')]) == 1
+    assert 'is not a folder' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(['data', 'prepare', str(source)])                     # no --out: argparse's usage error
+    assert usage.value.code == 2 and '--out' in capsys.readouterr().err
