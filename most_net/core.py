@@ -56,6 +56,10 @@ def seed_everything(seed: int) -> None:
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
 # %% ../nbs/00_core.ipynb #d8e050c7
+def _current_umask() -> int:
+    mask = os.umask(0); os.umask(mask)
+    return mask
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = 'wb', encoding: str | None = None) -> Iterator[io.IOBase]:
     "Open a temporary file beside `path` for writing; on success fsync it and `os.replace` it onto `path`."
@@ -68,6 +72,7 @@ def atomic_write(path: str | os.PathLike, mode: str = 'wb', encoding: str | None
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())   # mkstemp makes 0600; give the file a plain open()'s mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
