@@ -33,12 +33,13 @@ from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PRESETS', 'CHECKPOINT_FORMAT', 'TrainConfig', 'make_config', 'resolve_precision', 'autocast_context',
-           'load_checkpoint', 'open_split', 'RunResult', 'Trainer', 'predict_split', 'evaluate_run', 'train',
-           'train_cli']
+__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'PRESETS', 'CHECKPOINT_FORMAT', 'TrainConfig', 'make_config', 'resolve_precision',
+           'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer', 'predict_split', 'evaluate_run',
+           'train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
+PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
 
 @dataclass
 class TrainConfig:
@@ -69,6 +70,7 @@ class TrainConfig:
     lambda_mr: float = 10.0
     perceptual_net: str = 'vgg19'
     weights_path: str | None = None
+    baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared'
     # model (DESIGN.md section 4)
     base_channels: int = 64
     feature_channels: int = 256
@@ -95,6 +97,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise MostNetError(f'variant {self.variant!r} unknown: choose one of {", ".join(VARIANTS)}')
+        if self.baseline_objective not in ('pix2pix', 'shared'):
+            raise MostNetError(f"baseline_objective {self.baseline_objective!r} unknown: choose 'pix2pix' or 'shared'")
         if self.precision not in ('auto', 'fp32', 'bf16'):
             raise MostNetError(f"precision {self.precision!r} unknown: choose 'auto', 'fp32' or 'bf16'")
         for key in ('epochs', 'batch_size', 'image_size', 'log_every', 'sample_every', 'checkpoint_every'):
@@ -112,7 +116,10 @@ class TrainConfig:
         return ModelConfig(**{**values, **self.model_overrides})
 
     def loss_config(self) -> LossConfig:
-        "The losses' configuration for this run."
+        "The losses' configuration for this run (the pix2pix baseline: pix2pix's objective unless told otherwise)."
+        if self.variant == 'pix2pix' and self.baseline_objective == 'pix2pix':
+            return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=PIX2PIX_L1_WEIGHT,
+                              lambda_style=0.0, lambda_content=0.0, lambda_mr=0.0, perceptual_net='none')
         return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=self.lambda_l1,
                           lambda_style=self.lambda_style, lambda_content=self.lambda_content,
                           lambda_mr=self.lambda_mr, perceptual_net=self.perceptual_net, weights_path=self.weights_path)
