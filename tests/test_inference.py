@@ -1,0 +1,272 @@
+"""Sketching your own photo: alignment against the CUFS geometry, exact checkpoint round trips, and
+`most-net sketch`'s answers to bad input (one line on stderr, exit code 1)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from most_net.cli import main
+from most_net.core import atomic_torch_save
+from most_net.inference import (CUFS_EYES, EYES_IN_FACE_BOX, GENERATOR_FORMAT, Sketcher, align_faces, alignment_error,
+                                export_generator, find_default_checkpoint, load_image, measure_eye_geometry,
+                                summarise_eye_geometry)
+from most_net.networks import ModelConfig, build_generator
+
+TINY = dict(base_channels=8, feature_channels=16, encoder_blocks=1, num_si_blocks=1, si_hidden_channels=16,
+            decoder_blocks=1, num_slots=16, unet_downs=6)
+
+
+def save_training_checkpoint(generator, path, image_size=64, resize=True):
+    """A checkpoint with the keys most_net.train writes (the discriminator and optimisers are not read)."""
+    return atomic_torch_save({'format': 1, 'step': 7, 'config': {'image_size': image_size, 'resize': resize,
+                                                                 'variant': generator.config.variant},
+                              'model_config': generator.config.to_dict(), 'generator': generator.state_dict()}, path)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    """A run folder holding a tiny randomly initialised MOST-Net, and that generator."""
+    torch.manual_seed(0)
+    generator = build_generator(ModelConfig(**TINY)).eval()
+    run = tmp_path_factory.mktemp('runs') / 'tiny'
+    save_training_checkpoint(generator, run / 'checkpoints' / 'last.pt')
+    return run, generator
+
+
+@pytest.fixture(scope='module')
+def faces():
+    """Two aligned faces of the astronaut photo (colour and grey), as the generator sees them."""
+    astronaut = skimage.data.astronaut()
+    grey = np.asarray(Image.fromarray(astronaut).convert('L'))
+    return [align_faces(astronaut)[0].photo, align_faces(grey)[0].photo]
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    Image.fromarray(skimage.data.astronaut()).save(folder / 'astronaut.jpg')
+    return folder
+
+
+# -- alignment -------------------------------------------------------------------------------------------
+
+ALIGN_CASES = [('ar_1.jpg', -6.0, 1.3, (20, 20)), ('ar_10.jpg', 8.6, 0.74, (-30, 12)),
+               ('cuhk_f-040-01.jpg', 11.0, 0.9, (-15, 30)), ('cuhk_f-041-01.jpg', -9.0, 1.4, (25, -35)),
+               ('xm2vts_1.jpg', -10.0, 1.1, (0, -25)), ('xm2vts_102.jpg', 4.0, 1.8, (10, 40))]
+
+
+@pytest.mark.parametrize('name,angle,scale,shift', ALIGN_CASES)
+def test_alignment_undoes_a_known_similarity(cufs_root, name, angle, scale, shift):
+    """A CUFS test photo rotated, scaled and shifted onto a white canvas is aligned back: its eyes land on
+    the CUFS positions within 5 % of the eye distance."""
+    photo = load_image(cufs_root / 'test' / 'photos' / name)
+    error = alignment_error(photo, angle, scale, shift, canvas=(int(500 * scale), int(500 * scale)))
+    assert error < 0.05, f'{name}: eyes off by {error:.1%} of the eye distance'
+
+
+def test_measured_constants_agree_on_a_sample(cufs_root):
+    """The hard-coded eye geometry agrees with a fresh measurement on ten test photos per subset."""
+    eyes, in_box = summarise_eye_geometry(measure_eye_geometry(cufs_root, per_subset=10, split='test', min_face=0.3))
+    np.testing.assert_allclose(eyes, CUFS_EYES, atol=1.5)
+    np.testing.assert_allclose(in_box, EYES_IN_FACE_BOX, atol=0.03)
+
+
+@pytest.mark.slow
+def test_measured_constants_agree_on_all_of_cufs(cufs_root):
+    """The full measurement (606 photos, minutes): the constants are its medians, rounded."""
+    eyes, in_box = summarise_eye_geometry(measure_eye_geometry(cufs_root))
+    np.testing.assert_allclose(eyes, CUFS_EYES, atol=0.3)
+    np.testing.assert_allclose(in_box, EYES_IN_FACE_BOX, atol=0.02)
+
+
+def test_colour_and_grey_photos_align_alike():
+    astronaut = skimage.data.astronaut()
+    colour, grey = align_faces(astronaut)[0], align_faces(np.asarray(Image.fromarray(astronaut).convert('L')))[0]
+    np.testing.assert_allclose(grey.detection.eyes, colour.detection.eyes, atol=1.0)
+    assert grey.photo.shape == colour.photo.shape == (250, 200, 3)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------------
+
+def test_training_checkpoint_and_fp32_export_reproduce_the_generator_exactly(tiny_run, faces, tmp_path):
+    run, generator = tiny_run
+    from_run = Sketcher.from_run(run, device='cpu')
+    batch = from_run.preprocess(faces)
+    with torch.no_grad():
+        expected = generator(batch).fake
+    exported = export_generator(run / 'checkpoints' / 'last.pt', tmp_path / 'tiny.safetensors', dtype=torch.float32)
+    for sketcher in (from_run, Sketcher(run / 'checkpoints' / 'last.pt'), Sketcher(exported, device='cpu')):
+        assert torch.equal(sketcher.generate(batch), expected)
+    reference = from_run.predict(faces)
+    assert all(np.array_equal(a, b) for a, b in zip(Sketcher(exported).predict(faces), reference))
+
+
+def test_fp16_export_is_close_and_loads_into_fp32(tiny_run, faces, tmp_path):
+    run, generator = tiny_run
+    path = export_generator(run, tmp_path / 'tiny-fp16.safetensors')
+    sketcher = Sketcher(path, device='cpu')
+    assert all(p.dtype == torch.float32 for p in sketcher.generator.parameters())
+    batch = sketcher.preprocess(faces)
+    with torch.no_grad():
+        expected = generator(batch).fake
+    torch.testing.assert_close(sketcher.generate(batch), expected, atol=2e-2, rtol=0)
+    assert (sketcher.image_size, sketcher.resize) == (64, True)
+
+
+def test_pix2pix_batch_norm_buffers_survive_export(tmp_path):
+    unet = build_generator(ModelConfig(variant='pix2pix', base_channels=4, unet_downs=6)).train()
+    with torch.no_grad():
+        unet(torch.rand(2, 3, 64, 64) * 2 - 1)   # one training-mode pass: running statistics and step counters move
+    unet.eval()
+    path = export_generator(unet, tmp_path / 'unet.safetensors', dtype=torch.float32, image_size=64, resize=True)
+    batch = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(Sketcher(path, device='cpu').generate(batch), unet(batch).fake)
+
+
+def test_sketching_reads_the_memory_and_never_updates_it(tiny_run, faces):
+    run, _ = tiny_run
+    sketcher = Sketcher.from_run(run, device='cpu')
+    before = {key: value.clone() for key, value in sketcher.generator.state_dict().items()}
+    sketches = sketcher.predict(faces * 3, batch_size=4)
+    assert [(s.shape, s.dtype) for s in sketches] == [((250, 200), np.uint8)] * 6
+    assert not sketcher.generator.training
+    assert all(torch.equal(before[key], value) for key, value in sketcher.generator.state_dict().items())
+
+
+def test_sketch_returns_an_L_mode_200x250_image(tiny_run, photo_dir):
+    sketcher = Sketcher.from_run(tiny_run[0], device='cpu')
+    sketch = sketcher.sketch(photo_dir / 'astronaut.jpg')
+    assert (sketch.mode, sketch.size) == ('L', (200, 250))
+    results = sketcher.sketch_many(photo_dir, batch_size=2)
+    assert [(r.source, r.face_index) for r in results] == [(str(photo_dir / 'astronaut.jpg'), 1)]
+    assert np.array_equal(np.asarray(results[0].sketch), np.asarray(sketch))
+
+
+def test_default_checkpoint_prefers_the_released_generator(tiny_run, tmp_path):
+    assert find_default_checkpoint(tmp_path) is None
+    run_checkpoint = tmp_path / 'results' / 'runs' / 'a' / 'checkpoints' / 'last.pt'
+    run_checkpoint.parent.mkdir(parents=True)
+    run_checkpoint.write_bytes((tiny_run[0] / 'checkpoints' / 'last.pt').read_bytes())
+    assert find_default_checkpoint(tmp_path) == run_checkpoint
+    released = export_generator(run_checkpoint, tmp_path / 'results' / 'weights' / 'most_net.safetensors')
+    assert find_default_checkpoint(tmp_path) == released
+
+
+# -- the command line ------------------------------------------------------------------------------------
+
+def sketch_command(capsys, *args):
+    """Run `most-net sketch ARGS` through the dispatcher; (exit code, last stderr line, stdout)."""
+    code = main(['sketch', *map(str, args)])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.replace('\r', '\n').splitlines() if line.strip()]
+    return code, (lines[-1] if lines else ''), captured.out
+
+
+def test_cli_writes_one_sketch_per_face(tiny_run, photo_dir, tmp_path, capsys):
+    astronaut = skimage.data.astronaut()
+    canvas = np.full((420, 720, 3), 255, np.uint8)
+    canvas[60:360, 20:320] = astronaut[0:300, 80:380]
+    canvas[100:310, 440:650] = np.asarray(Image.fromarray(astronaut[0:300, 80:380]).resize((210, 210), Image.BILINEAR))
+    Image.fromarray(canvas).save(photo_dir / 'two.png')
+    out = tmp_path / 'out'
+    code, _, stdout = sketch_command(capsys, photo_dir, '-o', out, '--checkpoint', tiny_run[0], '--side-by-side')
+    assert code == 0 and '3 sketch(es) of 2 photo(s)' in stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        'astronaut_side_by_side.png', 'astronaut_sketch.png', 'two_face2_side_by_side.png', 'two_face2_sketch.png',
+        'two_side_by_side.png', 'two_sketch.png']
+    assert Image.open(out / 'two_sketch.png').size == (200, 250)
+    assert Image.open(out / 'two_side_by_side.png').size == (400, 250)
+    largest = tmp_path / 'largest'
+    assert sketch_command(capsys, photo_dir / 'two.png', '-o', largest, '--checkpoint', tiny_run[0], '--largest')[0] == 0
+    assert sorted(p.name for p in largest.iterdir()) == ['two_sketch.png']
+
+
+def test_cli_no_align_takes_the_photo_as_it_is(tiny_run, tmp_path, capsys):
+    flat = tmp_path / 'flat.png'
+    Image.fromarray(np.full((250, 200), 128, np.uint8)).save(flat)
+    code, _, _ = sketch_command(capsys, flat, '-o', tmp_path / 'out', '--checkpoint', tiny_run[0], '--no-align')
+    assert code == 0 and Image.open(tmp_path / 'out' / 'flat_sketch.png').mode == 'L'
+
+
+def bad_inputs(tmp_path, tiny_run, photo_dir):
+    """(arguments, the message stderr must hold) for every kind of bad input."""
+    unreadable = tmp_path / 'broken.jpg'
+    unreadable.write_bytes(b'not a JPEG at all')
+    flat = tmp_path / 'flat.png'
+    Image.fromarray(np.full((300, 240), 128, np.uint8)).save(flat)
+    random_dict = tmp_path / 'random.pt'
+    torch.save({'weights': torch.zeros(3), 'lr': 0.1}, random_dict)
+    wrong_metadata = tmp_path / 'wrong.safetensors'
+    save_file({'w': torch.zeros(2)}, str(wrong_metadata), metadata={'format': 'something-else'})
+    future = tmp_path / 'future.safetensors'
+    save_file({'w': torch.zeros(2)}, str(future), metadata={'format': GENERATOR_FORMAT, 'format_version': '2'})
+    newer_config = tmp_path / 'newer.pt'
+    generator = tiny_run[1]
+    atomic_torch_save({'format': 1, 'config': {'image_size': 64, 'resize': True},
+                       'model_config': {**generator.config.to_dict(), 'config_version': 99},
+                       'generator': generator.state_dict()}, newer_config)
+    good = tiny_run[0]
+    photo = photo_dir / 'astronaut.jpg'
+    return {
+        'unreadable file': ([unreadable, '--checkpoint', good], 'broken.jpg cannot be read as an image'),
+        'no face': ([flat, '--checkpoint', good], 'flat.png: no face found'),
+        'missing photo': ([tmp_path / 'nowhere.jpg', '--checkpoint', good], 'nowhere.jpg does not exist'),
+        'missing checkpoint': ([photo, '--checkpoint', tmp_path / 'absent.pt'], 'absent.pt does not exist'),
+        'random dict checkpoint': ([photo, '--checkpoint', random_dict], 'random.pt is not a most-net training checkpoint'),
+        'safetensors, wrong metadata': ([photo, '--checkpoint', wrong_metadata], 'wrong.safetensors is not a most-net generator'),
+        'safetensors, newer format': ([photo, '--checkpoint', future], "future.safetensors: generator format_version '2'"),
+        'newer model config': ([photo, '--checkpoint', newer_config], 'newer.pt: incompatible generator'),
+        'run folder without checkpoint': ([photo, '--checkpoint', tmp_path], 'without checkpoints/last.pt'),
+    }
+
+
+@pytest.mark.parametrize('case', ['unreadable file', 'no face', 'missing photo', 'missing checkpoint', 'random dict checkpoint',
+                                  'safetensors, wrong metadata', 'safetensors, newer format', 'newer model config',
+                                  'run folder without checkpoint'])
+def test_cli_bad_input_gives_one_line_and_exit_1(case, tiny_run, photo_dir, tmp_path, capsys):
+    (tmp_path / 'bad').mkdir()
+    arguments, message = bad_inputs(tmp_path / 'bad', tiny_run, photo_dir)[case]
+    out = tmp_path / 'out'
+    code, last_line, _ = sketch_command(capsys, *arguments, '-o', out)
+    assert code == 1
+    assert last_line.startswith('most-net sketch: error:') and message in last_line, last_line
+    assert not out.exists()  # nothing written
+
+
+def test_cli_refuses_to_overwrite_an_input(tiny_run, photo_dir, capsys):
+    (photo_dir / 'astronaut_sketch.png').write_bytes((photo_dir / 'astronaut.jpg').read_bytes())
+    before = (photo_dir / 'astronaut_sketch.png').read_bytes()
+    code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', photo_dir / 'astronaut_sketch.png',
+                                        '-o', photo_dir, '--checkpoint', tiny_run[0], '--no-align')
+    assert code == 1 and 'astronaut_sketch.png would overwrite an input' in last_line
+    assert (photo_dir / 'astronaut_sketch.png').read_bytes() == before
+
+
+# -- the demo notebook -----------------------------------------------------------------------------------
+
+def run_demo(repo, out_ipynb, cwd, **parameters):
+    """Execute nbs/sketch_your_photo.ipynb with papermill; the text it printed."""
+    import papermill as pm
+    notebook = pm.execute_notebook(str(repo / 'nbs' / 'sketch_your_photo.ipynb'), str(out_ipynb), parameters=parameters,
+                                   cwd=str(cwd), kernel_name='python3', progress_bar=False)
+    return ''.join(''.join(output.get('text', '')) for cell in notebook['cells'] for output in cell.get('outputs', []))
+
+
+def test_demo_notebook_sketches_the_astronaut(repo, tiny_run, tmp_path):
+    text = run_demo(repo, tmp_path / 'demo.ipynb', repo, checkpoint=str(tiny_run[0]), out_dir=str(tmp_path / 'out'))
+    assert 'ms per face' in text
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+        'astronaut_aligned.png', 'astronaut_side_by_side.png', 'astronaut_sketch.png']
+
+
+def test_demo_notebook_without_a_checkpoint_still_aligns(repo, tmp_path):
+    """Run outside any checkout (no results/ to find a generator in): detection and alignment still run."""
+    text = run_demo(repo, tmp_path / 'demo.ipynb', tmp_path, out_dir=str(tmp_path / 'out'))
+    assert 'No trained generator found' in text and 'ms per face' not in text
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['astronaut_aligned.png']
