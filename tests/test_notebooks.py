@@ -39,6 +39,12 @@ def test_train_notebook_quickstart_defaults(repo, tmp_path):
     per_image = pd.read_csv(run / 'metrics.csv')
     assert len(per_image) == summary['test_images'] > 0
     assert per_image['ssim'].between(-1, 1).all()
+    # the README's Python use of a run folder
+    from most_net import Sketcher
+    from most_net.data import SyntheticFaceSketch
+    photo = SyntheticFaceSketch(1, seed=3).original_photo(0)
+    sketch = Sketcher.from_run(run, device='cpu').sketch(photo, align=False)
+    assert sketch.size == (photo.shape[1], photo.shape[0]) and sketch.mode == 'L'
 
 
 def test_train_notebook_resume_and_overwrite(repo, tmp_path):
