@@ -391,8 +391,9 @@ def bench_metrics(settings: BenchSettings, metrics: Sequence[str] | None = None)
     device = get_device(settings.device)
     root = locate_cufs(settings)
     base = {'benchmark': 'metrics', 'precision': 'fp32', 'warmup': 1, 'repeats': settings.metric_repeats}
+    columns = [*base, 'metric', 'images', 'median_s', 'ms_per_image', 'samples', 'note']   # the same with or without CUFS
     if root is None:
-        return pd.DataFrame([{**base, 'metric': 'all', 'note': 'skipped: CUFS not found (set $MOST_NET_DATA or put it in data/CUFS)'}])
+        return pd.DataFrame([{**base, 'metric': 'all', 'note': 'skipped: CUFS not found (set $MOST_NET_DATA or put it in data/CUFS)'}], columns=columns)
     items = cufs_test_items(root, settings.metric_images)
     rows = []
     for metric in metrics or METRICS:
@@ -404,7 +405,7 @@ def bench_metrics(settings: BenchSettings, metrics: Sequence[str] | None = None)
                                         0, settings.metric_repeats, device)
         rows.append({**base, 'metric': metric, 'images': len(items), 'median_s': median, 'ms_per_image': 1e3 * median / len(items),
                      'samples': samples})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 # %% ../nbs/13_bench.ipynb #ec69cfe1
 def paper_budget_steps(settings: BenchSettings) -> tuple[int, str]:
@@ -515,7 +516,7 @@ def plot_memory(memory: pd.DataFrame):
 def plot_metrics(metrics: pd.DataFrame):
     "Seconds per metric to score the CUFS test split."
     import matplotlib.pyplot as plt
-    timed = metrics[metrics.get('median_s', pd.Series(dtype=float)).notna()] if 'median_s' in metrics else metrics.iloc[:0]
+    timed = metrics[metrics['median_s'].notna()]
     fig, axis = plt.subplots(figsize=(5, 2.8))
     axis.barh(timed['metric'], timed['median_s'])
     images = int(timed['images'].iloc[0]) if len(timed) else 0
