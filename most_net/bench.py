@@ -606,7 +606,7 @@ def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = 
     figures = out_dir / 'figures'
     if 'training' in tables: save_figure(plot_training(tables['training'], tables.get('inference')), figures / 'bench_training.png')
     if 'memory' in tables: save_figure(plot_memory(tables['memory']), figures / 'bench_memory.png')
-    if 'metrics' in tables and 'median_s' in tables['metrics']: save_figure(plot_metrics(tables['metrics']), figures / 'bench_metrics.png')
+    if 'metrics' in tables and tables['metrics']['median_s'].notna().any(): save_figure(plot_metrics(tables['metrics']), figures / 'bench_metrics.png')
     return tables
 
 # %% ../nbs/13_bench.ipynb #7e6ea6da
