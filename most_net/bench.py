@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import MostNetError, atomic_write_bytes, atomic_write_text, find_dataset, get_device, hardware_info, repo_root
+from .core import MostNetError, atomic_write_text, find_dataset, get_device, hardware_info, repo_root
 from .memory import MemoryDictionary
 
 # %% auto #0
@@ -525,10 +525,11 @@ def plot_metrics(metrics: pd.DataFrame):
     return fig
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    "Save a figure as PNG atomically and close it."
+    "Save a figure as PNG atomically (`most_net.reports.save_figure`) and close it: a benchmark run draws many."
     import matplotlib.pyplot as plt
-    buffer = io.BytesIO(); fig.savefig(buffer, format='png', dpi=120); plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    from most_net.reports import save_figure as save_png
+    try: return save_png(fig, path)
+    finally: plt.close(fig)
 
 # %% ../nbs/13_bench.ipynb #6877df05
 BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid')

@@ -204,13 +204,9 @@ def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 def load_generator_from_run(run_dir: str | os.PathLike, device='cpu'):
-    "The generator of a run's last checkpoint, in eval mode (read with `weights_only=True`)."
-    from most_net.networks import ModelConfig, build_generator
-    from most_net.train import load_checkpoint
-    state = load_checkpoint(Path(run_dir) / 'checkpoints' / 'last.pt', map_location=device)
-    generator = build_generator(ModelConfig.from_dict(state['model_config']))
-    generator.load_state_dict(state['generator'])
-    return generator.to(device).eval()
+    "The generator of a run's last checkpoint, in eval mode, read by `most_net.inference`'s checked loader."
+    from most_net.inference import Sketcher
+    return Sketcher.from_run(run_dir, device=device).generator
 
 def memory_read_map(generator, photo, device='cpu'):
     "(photo as uint8 H x W x 3, h x w map of the memory key each position's photo feature matches best)."
