@@ -30,7 +30,7 @@ __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'SKIN_TONES', 'HAIR_COLOURS
            'preprocess', 'restore', 'postprocess_prediction', 'default_jitter', 'augmentation_draws', 'augment_pairs',
            'draw_synthetic_face', 'check_image_size', 'PairedImages', 'SyntheticFaceSketch', 'read_pairs',
            'validate_dataset', 'staged_folder', 'write_synthetic_dataset', 'FaceSketchDataset', 'TensorLoader',
-           'open_dataset', 'cufsf_split', 'prepare_dataset', 'format_counts', 'data_cli']
+           'open_dataset', 'cufsf_split', 'prepare_dataset', 'carve_validation', 'format_counts', 'data_cli']
 
 # %% ../nbs/01_data.ipynb #f120cc29
 class DatasetError(MostNetError):
@@ -828,6 +828,34 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, format: s
         _write_pairs_csv(staging, rows, (*REQUIRED_COLUMNS, 'source_photo', 'source_sketch'))
         counts = validate_dataset(staging, decode=False)
     return counts
+
+# %% ../nbs/01_data.ipynb #5fda052f
+def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: float = 0.15, seed: int = 0,
+                     force: bool = False) -> Path:
+    "A canonical folder at `out`: `root`'s training pairs split per subset into train and a held-out `test` (validation)."
+    if not 0 < float(fraction) < 1:
+        raise DatasetError(f'fraction {fraction!r} must lie strictly between 0 and 1 (the share of training pairs held out)')
+    root = Path(root)
+    validate_dataset(root, splits=['train'], decode=False)
+    train = read_pairs(root).query("split == 'train'").sort_values(['subset', 'name'])
+    rng = np.random.default_rng(int(seed))
+    held = set()
+    for subset, rows in train.groupby('subset'):
+        count = max(1, round(len(rows) * float(fraction)))
+        if count >= len(rows):
+            raise DatasetError(f'{root / "pairs.csv"}: subset {subset!r} has {len(rows)} training pairs, too few to hold out '
+                               f'{count} for validation: lower fraction')
+        held.update(rng.choice(rows['name'].to_numpy(), size=count, replace=False).tolist())
+    rows = []
+    with staged_folder(out, force) as staging:
+        for pair in train.itertuples(index=False):
+            split = 'test' if pair.name in held else 'train'
+            for kind in KINDS:
+                (staging / split / kind).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / 'train' / kind / pair.name, staging / split / kind / pair.name)
+            rows.append(dict(split=split, subset=pair.subset, name=pair.name))
+        _write_pairs_csv(staging, rows, REQUIRED_COLUMNS)
+    return Path(out)
 
 # %% ../nbs/01_data.ipynb #487d260a
 def format_counts(counts: dict[str, dict[str, int]]) -> str:

@@ -17,12 +17,14 @@ from .core import MostNetError
 from .weights import load_backbone
 
 # %% auto #0
-__all__ = ['GAN_MODES', 'PERCEPTUAL_NETS', 'PERCEPTUAL_LAYERS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LossConfig',
-           'PerceptualFeatures', 'generator_adversarial', 'discriminator_terms', 'GeneratorLoss', 'DiscriminatorLoss']
+__all__ = ['GAN_MODES', 'PERCEPTUAL_NETS', 'PERCEPTUAL_DISTANCES', 'PERCEPTUAL_LAYERS', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'LossConfig', 'PerceptualFeatures', 'generator_adversarial', 'discriminator_terms', 'unit_features',
+           'feature_distance', 'GeneratorLoss', 'DiscriminatorLoss']
 
 # %% ../nbs/06_losses.ipynb #5eb71ecb
 GAN_MODES = ('vanilla', 'lsgan', 'hinge')
 PERCEPTUAL_NETS = ('vgg19', 'squeezenet1_1', 'none')
+PERCEPTUAL_DISTANCES = ('mse', 'unit')
 
 @dataclass
 class LossConfig:
@@ -35,10 +37,13 @@ class LossConfig:
     lambda_mr: float = 10.0
     perceptual_net: str = 'vgg19'        # 'vgg19' (paper) | 'squeezenet1_1' (substitute) | 'none'
     weights_path: str | None = None      # the backbone's weights file or folder; None: search (most_net.weights)
+    perceptual_distance: str = 'mse'     # 'mse' (raw features, paper) | 'unit' (unit-normalised along channels, as LPIPS)
 
     def __post_init__(self):
         if self.gan_mode not in GAN_MODES:
             raise MostNetError(f'gan_mode {self.gan_mode!r} is not one of {", ".join(GAN_MODES)}')
+        if self.perceptual_distance not in PERCEPTUAL_DISTANCES:
+            raise MostNetError(f'perceptual_distance {self.perceptual_distance!r} is not one of {", ".join(PERCEPTUAL_DISTANCES)}')
         if self.perceptual_net not in PERCEPTUAL_NETS:
             raise MostNetError(f'perceptual_net {self.perceptual_net!r} is not one of {", ".join(PERCEPTUAL_NETS)}')
         for name in ('lambda_adv', 'lambda_l1', 'lambda_style', 'lambda_content', 'lambda_mr'):
@@ -129,6 +134,18 @@ def discriminator_terms(d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor
     if gan_mode == 'hinge': return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
     raise MostNetError(f'gan_mode {gan_mode!r} is not one of {", ".join(GAN_MODES)}')
 
+# %% ../nbs/06_losses.ipynb #b2b7c9aa
+def unit_features(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    "Each position's feature vector divided by its length (LPIPS's normalize_tensor)."
+    return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+
+def feature_distance(ours: torch.Tensor, theirs: torch.Tensor, kind: str = 'mse') -> torch.Tensor:
+    "'mse': mean squared difference of raw features; 'unit': squared distance of unit feature vectors, summed over channels, mean over positions."
+    ours, theirs = ours.float(), theirs.float()
+    if kind == 'mse': return F.mse_loss(ours, theirs)
+    if kind == 'unit': return (unit_features(ours) - unit_features(theirs)).pow(2).sum(dim=1).mean()
+    raise MostNetError(f'perceptual_distance {kind!r} is not one of {", ".join(PERCEPTUAL_DISTANCES)}')
+
 # %% ../nbs/06_losses.ipynb #fa3959eb
 class GeneratorLoss(nn.Module):
     "Every generator loss term (unweighted, for logging) and their weighted sum `total` (paper eq. 15)."
@@ -159,9 +176,9 @@ class GeneratorLoss(nn.Module):
             with torch.no_grad():
                 sketch_style = self.perceptual(sketch, style_only=True)['style']
                 photo_content = self.perceptual(photo)['content']
-            terms['style'] = sum(F.mse_loss(ours.float(), theirs.float())
-                                 for ours, theirs in zip(fake_features['style'], sketch_style))
-            terms['content'] = F.mse_loss(fake_features['content'].float(), photo_content.float())
+            distance = lambda ours, theirs: feature_distance(ours, theirs, cfg.perceptual_distance)
+            terms['style'] = sum(distance(ours, theirs) for ours, theirs in zip(fake_features['style'], sketch_style))
+            terms['content'] = distance(fake_features['content'], photo_content)
         total = (cfg.lambda_adv * terms['adv'] + cfg.lambda_l1 * terms['l1'] + cfg.lambda_style * terms['style']
                  + cfg.lambda_content * terms['content'] + cfg.lambda_mr * terms['mr'])
         return {'total': total, **terms}

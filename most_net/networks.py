@@ -18,13 +18,14 @@ from .layers import NORMS, ResidualBlock, StyleInjectionNorm, check_norm, conv_b
 from .memory import MemoryDictionary, from_slots, to_slots
 
 # %% auto #0
-__all__ = ['CONFIG_VERSION', 'VARIANTS', 'ModelConfig', 'check_images', 'init_weights', 'GeneratorOutput', 'encoder_widths',
-           'FeatureEncoder', 'SIResBlock', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock', 'UNetGenerator',
-           'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
+__all__ = ['CONFIG_VERSION', 'VARIANTS', 'DECODER_UPSAMPLES', 'ModelConfig', 'check_images', 'init_weights', 'GeneratorOutput',
+           'encoder_widths', 'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock',
+           'UNetGenerator', 'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
 
 # %% ../nbs/04_networks.ipynb #53c8300a
 CONFIG_VERSION = 1
 VARIANTS = ('most_net', 'most_net_no_mr', 'pix2pix', 'most_net_no_memory')
+DECODER_UPSAMPLES = ('transposed', 'nearest')
 
 @dataclass
 class ModelConfig:
@@ -42,6 +43,7 @@ class ModelConfig:
     num_si_blocks: int = 3
     si_hidden_channels: int = 128
     decoder_blocks: int = 2
+    decoder_upsample: str = 'transposed'   # 'transposed' (3x3 stride-2 transposed conv) | 'nearest' (resize, then 3x3 conv)
     # memory
     num_slots: int = 512
     temperature: float = 0.05
@@ -71,6 +73,8 @@ class ModelConfig:
             if int(getattr(self, name)) < 0: raise MostNetError(f'{name} must be 0 or more, got {getattr(self, name)}')
         if int(self.unet_downs) < 5:
             raise MostNetError(f'unet_downs must be at least 5 (pix2pix U-Net: 4 fixed levels plus the innermost), got {self.unet_downs}')
+        if self.decoder_upsample not in DECODER_UPSAMPLES:
+            raise MostNetError(f'decoder_upsample {self.decoder_upsample!r} unknown: choose one of {", ".join(DECODER_UPSAMPLES)}')
         if not float(self.temperature) > 0: raise MostNetError(f'temperature must be positive, got {self.temperature}')
         if not 0 <= float(self.momentum) < 1: raise MostNetError(f'momentum must lie in [0, 1), got {self.momentum} (paper: 0.999)')
         if not 0 <= float(self.unet_dropout) < 1: raise MostNetError(f'unet_dropout must lie in [0, 1), got {self.unet_dropout}')
@@ -193,17 +197,25 @@ class SIResBlock(nn.Module):
         hidden = self.conv_in(self.activation(self.norm_in(features, condition)))
         return features + self.conv_out(self.activation(self.norm_out(hidden, condition)))
 
+# %% ../nbs/04_networks.ipynb #1b3b236e
+def upsample_x2(in_channels: int, out_channels: int, mode: str = 'transposed', bias: bool = True) -> nn.Module:
+    "One x2 upsampling layer of the decoder: 3x3 stride-2 transposed conv, or nearest resize then 3x3 conv (no checkerboard)."
+    if mode == 'transposed':
+        return nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=bias)
+    if mode == 'nearest':
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias))
+    raise MostNetError(f'decoder_upsample {mode!r} unknown: choose one of {", ".join(DECODER_UPSAMPLES)}')
+
 # %% ../nbs/04_networks.ipynb #3f8f86c3
 class SketchDecoder(nn.Module):
-    "Residual blocks, stride-2 transposed convs back to the input size, conv 7x7 to the sketch channels, tanh."
+    "Residual blocks, x2 upsamplings back to the input size (transposed conv or nearest + conv), conv 7x7 to the sketch channels, tanh."
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         widths, norm, bias = encoder_widths(config), config.norm, conv_bias(config.norm)
         layers: list[nn.Module] = [ResidualBlock(widths[-1], norm) for _ in range(config.decoder_blocks)]
         for inner, outer in zip(widths[::-1], widths[-2::-1]):
-            layers += [nn.ConvTranspose2d(inner, outer, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                       get_norm(norm, outer), nn.ReLU()]
+            layers += [upsample_x2(inner, outer, config.decoder_upsample, bias), get_norm(norm, outer), nn.ReLU()]
         layers += [nn.Conv2d(widths[0], config.out_channels, 7, padding=3, padding_mode='reflect'), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
 

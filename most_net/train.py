@@ -33,13 +33,14 @@ from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'PRESETS', 'CHECKPOINT_FORMAT', 'TrainConfig', 'make_config', 'resolve_precision',
-           'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer', 'predict_split', 'evaluate_run',
-           'train', 'train_cli']
+__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'TrainConfig', 'make_config',
+           'resolve_precision', 'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer',
+           'predict_split', 'evaluate_run', 'train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
 PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
+LR_POLICIES = ('constant', 'linear')
 
 @dataclass
 class TrainConfig:
@@ -55,11 +56,13 @@ class TrainConfig:
     # optimisation (paper: Adam, batch 16, 1000+ epochs)
     epochs: int = 1000
     max_steps: int | None = None
+    max_minutes: float | None = None     # wall-clock budget of the training loop: stop cleanly when it is spent
     batch_size: int = 16
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_policy: str = 'constant'          # 'constant' | 'linear': pix2pix's linear decay to 0 over the second half
     seed: int = 0
     # losses (paper eq. 15: 1, 200, 40, 40, 10)
     gan_mode: str = 'vanilla'
@@ -69,6 +72,7 @@ class TrainConfig:
     lambda_content: float = 40.0
     lambda_mr: float = 10.0
     perceptual_net: str = 'vgg19'
+    perceptual_distance: str = 'mse'     # 'mse' (paper) | 'unit' (LPIPS-style unit-normalised features)
     weights_path: str | None = None
     baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared'
     # model (DESIGN.md section 4)
@@ -76,6 +80,7 @@ class TrainConfig:
     feature_channels: int = 256
     encoder_blocks: int = 3
     num_si_blocks: int = 3
+    decoder_upsample: str = 'transposed'  # 'transposed' | 'nearest' (resize, then conv)
     num_slots: int = 512
     temperature: float = 0.05
     momentum: float = 0.999
@@ -103,6 +108,10 @@ class TrainConfig:
             raise MostNetError(f"precision {self.precision!r} unknown: choose 'auto', 'fp32' or 'bf16'")
         for key in ('epochs', 'batch_size', 'image_size', 'log_every', 'sample_every', 'checkpoint_every'):
             if int(getattr(self, key)) < 1: raise MostNetError(f'{key} must be at least 1, got {getattr(self, key)}')
+        if self.lr_policy not in LR_POLICIES:
+            raise MostNetError(f"lr_policy {self.lr_policy!r} unknown: choose one of {', '.join(LR_POLICIES)}")
+        if self.max_minutes is not None and not float(self.max_minutes) > 0:
+            raise MostNetError(f'max_minutes must be a positive number of minutes (or None for no budget), got {self.max_minutes}')
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise MostNetError(f'max_steps must be at least 1 (or None for epochs x batches), got {self.max_steps}')
         self.metrics = tuple(self.metrics)
@@ -112,7 +121,7 @@ class TrainConfig:
         values = dict(variant=self.variant, base_channels=self.base_channels, feature_channels=self.feature_channels,
                       encoder_blocks=self.encoder_blocks, num_si_blocks=self.num_si_blocks, num_slots=self.num_slots,
                       temperature=self.temperature, momentum=self.momentum, unet_downs=self.unet_downs,
-                      disc_channels=self.disc_channels)
+                      disc_channels=self.disc_channels, decoder_upsample=self.decoder_upsample)
         return ModelConfig(**{**values, **self.model_overrides})
 
     def loss_config(self) -> LossConfig:
@@ -122,7 +131,8 @@ class TrainConfig:
                               lambda_style=0.0, lambda_content=0.0, lambda_mr=0.0, perceptual_net='none')
         return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=self.lambda_l1,
                           lambda_style=self.lambda_style, lambda_content=self.lambda_content,
-                          lambda_mr=self.lambda_mr, perceptual_net=self.perceptual_net, weights_path=self.weights_path)
+                          lambda_mr=self.lambda_mr, perceptual_net=self.perceptual_net, weights_path=self.weights_path,
+                          perceptual_distance=self.perceptual_distance)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), 'metrics': list(self.metrics)}
@@ -142,6 +152,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     'cpu': dict(image_size=128, resize=True, epochs=30, batch_size=8, base_channels=16, feature_channels=64,
                 encoder_blocks=2, num_slots=128, unet_downs=7, disc_channels=32, log_every=10, sample_every=100,
                 checkpoint_every=100),
+    'cpu256': dict(image_size=256, resize=False, epochs=1000, max_minutes=100.0, batch_size=8, base_channels=16,
+                   feature_channels=64, encoder_blocks=2, num_slots=128, unet_downs=8, disc_channels=32,
+                   model_overrides={'si_hidden_channels': 64}, perceptual_net='squeezenet1_1', perceptual_distance='unit',
+                   decoder_upsample='nearest', lr_policy='linear', log_every=10, sample_every=100, checkpoint_every=50),
     'tiny': dict(image_size=64, resize=True, epochs=3, batch_size=4, base_channels=16, feature_channels=32,
                  encoder_blocks=1, num_si_blocks=2, num_slots=64, unet_downs=6, disc_channels=16,
                  perceptual_net='none', data_root='synthetic:16', log_every=2, sample_every=10,
@@ -203,6 +217,7 @@ class RunResult:
     wall_seconds: float
     final_losses: dict[str, float]
     summary: dict[str, Any] | None = None
+    stopped_by: str = 'steps'            # 'steps' (total_steps reached) | 'budget' (max_minutes spent)
 
 # %% ../nbs/08_train.ipynb #6d879f50
 class Trainer:
@@ -233,7 +248,7 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
-        self.step = 0
+        self.step, self.train_seconds, self.stopped_by = 0, 0.0, None
         self._g_train, self._d_train = self.generator, self.discriminator
         if world_size > 1:
             self._g_train, self._d_train = wrap_for_distributed(self.generator, self.discriminator, self.device)
@@ -284,7 +299,7 @@ class Trainer:
                 'model_config': _unwrap(self.generator).config.to_dict(),
                 'generator': _unwrap(self.generator).state_dict(), 'discriminator': _unwrap(self.discriminator).state_dict(),
                 'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
-                'rng_cpu': torch.get_rng_state(),
+                'train_seconds': self.train_seconds, 'rng_cpu': torch.get_rng_state(),
                 'rng_cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
@@ -307,6 +322,7 @@ class Trainer:
         if torch.cuda.is_available() and len(state['rng_cuda']) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state['rng_cuda'])
         self.step = int(state['step'])
+        self.train_seconds = float(state.get('train_seconds', 0.0))
 
     # -- outputs -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -346,10 +362,38 @@ class Trainer:
         return {'memory_used_fraction': ((usage - previous) > 0).float().mean().item()}
 
     # -- the loop ------------------------------------------------------------------------------
+    @property
+    def budget_seconds(self) -> float | None:
+        "The training budget in seconds (None: no budget)."
+        return None if self.config.max_minutes is None else float(self.config.max_minutes) * 60
+
+    def training_progress(self) -> float:
+        "How far the run is, in [0, 1]: the larger of steps done and budget spent."
+        done = self.step / self.total_steps
+        return min(1.0, max(done, self.train_seconds / self.budget_seconds) if self.budget_seconds else done)
+
+    def learning_rate_factor(self) -> float:
+        "The factor on both base learning rates: 1, or pix2pix's linear decay to 0 over the second half of the run."
+        if self.config.lr_policy == 'constant': return 1.0
+        return min(1.0, 2.0 * (1.0 - self.training_progress()))
+
+    def _set_learning_rates(self) -> None:
+        factor = self.learning_rate_factor()
+        for optimizer, base in ((self.optimizer_g, self.config.lr_g), (self.optimizer_d, self.config.lr_d)):
+            for group in optimizer.param_groups: group['lr'] = base * factor
+
+    def _budget_spent(self) -> bool:
+        "Whether max_minutes is spent (rank 0 decides, so every process stops at the same step)."
+        if self.budget_seconds is None: return False
+        spent = torch.tensor(float(self.train_seconds >= self.budget_seconds), device=self.device)
+        if self.world_size > 1: torch.distributed.broadcast(spent, src=0)
+        return bool(spent.item())
+
     def fit(self, progress: bool = True) -> RunResult:
-        "Train until `total_steps`, logging, sampling and checkpointing periodically."
+        "Train until `total_steps` or until `max_minutes` is spent, logging, sampling and checkpointing periodically."
         from tqdm.auto import tqdm
         config, start = self.config, time.perf_counter()
+        seconds_before = self.train_seconds
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / 'config.json', self.config.to_dict())
@@ -358,17 +402,20 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
                    desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and self.stopped_by is None:
                 epoch, skip = divmod(self.step, self.steps_per_epoch)
                 self.loader.set_epoch(epoch)
                 for batch_index, batch in enumerate(self.loader):
                     if batch_index < skip: continue
+                    self._set_learning_rates()
                     losses = self.train_step(*self._to_device(batch))
                     for key, value in losses.items(): sums[key] = sums.get(key, 0) + value
                     count += 1
                     self.step += 1
                     bar.update(1)
+                    self.train_seconds = seconds_before + time.perf_counter() - start
                     at_end = self.step == self.total_steps
+                    if not at_end and self._budget_spent(): at_end, self.stopped_by = True, 'budget'
                     if self.step % config.log_every == 0 or at_end or self.step % config.checkpoint_every == 0:
                         means = {key: (value / count).item() for key, value in sums.items()}
                         if not all(math.isfinite(v) for v in means.values()):
@@ -380,7 +427,9 @@ class Trainer:
                         if self.is_main:
                             self._write_log([{'step': self.step, 'epoch': self.step / self.steps_per_epoch,
                                               'seconds': round(time.perf_counter() - start, 3), **means}])
-                        bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}")
+                        budget_left = {} if self.budget_seconds is None else \
+                            {'left': f'{max(0.0, self.budget_seconds - self.train_seconds) / 60:.1f} min'}
+                        bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}", **budget_left)
                         sums, count = {}, 0
                     if self.step % config.sample_every == 0 or at_end: self.save_samples()
                     if self.step % config.checkpoint_every == 0 or at_end: self.save_checkpoint()
@@ -388,7 +437,11 @@ class Trainer:
                 skip = 0
         finally:
             bar.close()
-        return RunResult(self.run_dir, self.step, time.perf_counter() - start, last_logged)
+        self.stopped_by = self.stopped_by or 'steps'
+        if self.is_main and self.stopped_by == 'budget':
+            print(f'{config.name}: the {config.max_minutes:g}-minute budget ended training at step {self.step} '
+                  f'of {self.total_steps}', flush=True)
+        return RunResult(self.run_dir, self.step, time.perf_counter() - start, last_logged, stopped_by=self.stopped_by)
 
 # %% ../nbs/08_train.ipynb #d8b6a443
 @torch.no_grad()
@@ -430,6 +483,8 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                'parameters_g': count_parameters(trainer.generator),
                'batch_size': config.batch_size, 'image_size': config.image_size,
                'perceptual': config.loss_config().perceptual_note,
+               'stopped_by': trainer.stopped_by or 'steps', 'max_minutes': config.max_minutes,
+               'train_minutes': round(trainer.train_seconds / 60, 2), 'total_steps': trainer.total_steps,
                'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
                'unavailable': result.unavailable, 'hardware': hardware_info(trainer.device)}
     atomic_write_json(trainer.run_dir / 'summary.json', summary)
@@ -484,6 +539,7 @@ def train_cli(argv: list[str] | None = None) -> int:
         default = getattr(defaults, name)
         kind = {int: int, float: float}.get(type(default), str)
         if name == 'max_steps': kind = int
+        if name == 'max_minutes': kind = float
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
                             help=f'(default: preset, else {default!r})')
     args = vars(parser.parse_args(argv))
