@@ -1,8 +1,11 @@
 """nbdev 2 setup script: every setting lives in settings.ini; edit there, not here."""
 import shlex
+import shutil
 from configparser import ConfigParser
+from pathlib import Path
 
 import setuptools
+from setuptools.command.build_py import build_py
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -21,6 +24,40 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
+
+# The released generator lives in git once, in results/weights; a built package carries a copy as <lib>/released/.
+RELEASE_SOURCE = Path('results') / 'weights'
+RELEASE_PATTERNS = ('*.safetensors', '*.safetensors.index.json', 'README.md')
+
+
+def release_files():
+    """The released generator's files in results/weights (weights, shard index, model card); none without weights."""
+    if not RELEASE_SOURCE.is_dir(): return []
+    found = sorted({path for pattern in RELEASE_PATTERNS for path in RELEASE_SOURCE.glob(pattern) if path.is_file()})
+    return found if any(path.name != 'README.md' for path in found) else []
+
+
+class BuildPyWithRelease(build_py):
+    """build_py that also copies results/weights into <build_lib>/<lib>/released/ (not for editable installs, which read the checkout)."""
+
+    def release_target(self):
+        return Path(self.build_lib) / cfg['lib_path'] / 'released'
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return
+        target = self.release_target()
+        shutil.rmtree(target, ignore_errors=True)   # a build folder reused from an earlier build keeps no stale weights
+        files = release_files()
+        if not files:
+            print(f'no released generator in {RELEASE_SOURCE}: the package ships without one')
+            return
+        self.mkpath(str(target))
+        for path in files: self.copy_file(str(path), str(target / path.name))
+
+    def get_outputs(self, include_bytecode=1):
+        released = [] if getattr(self, 'editable_mode', False) else [str(self.release_target() / p.name) for p in release_files()]
+        return super().get_outputs(include_bytecode) + released
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -41,6 +78,7 @@ setuptools.setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     zip_safe=False,
+    cmdclass={'build_py': BuildPyWithRelease},
     entry_points={
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],

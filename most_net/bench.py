@@ -30,11 +30,12 @@ from .core import MostNetError, atomic_write_text, find_dataset, get_device, har
 from .memory import MemoryDictionary
 
 # %% auto #0
-__all__ = ['QUICK', 'HARDWARE_COLUMNS', 'BENCHMARKS', 'synchronize', 'time_callable', 'peak_memory', 'BenchSettings',
-           'bench_settings', 'locate_cufs', 'FullMatrixMemory', 'memory_operations', 'naive_bytes', 'time_memory',
-           'bench_memory', 'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time', 'memory_step_time', 'count_step',
-           'bench_training', 'aligned_photo', 'sketcher_latency', 'bench_inference', 'cufs_test_items', 'bench_metrics',
-           'paper_budget_steps', 'bench_grid', 'projection', 'write_bench_csv', 'plot_training', 'plot_memory',
+__all__ = ['QUICK', 'CPU_STEP_SETTINGS', 'HARDWARE_COLUMNS', 'BENCHMARKS', 'synchronize', 'time_callable', 'peak_memory',
+           'BenchSettings', 'bench_settings', 'locate_cufs', 'FullMatrixMemory', 'memory_operations', 'naive_bytes',
+           'time_memory', 'bench_memory', 'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time',
+           'memory_step_time', 'count_step', 'bench_training', 'aligned_photo', 'sketcher_latency', 'bench_inference',
+           'cufs_test_items', 'bench_metrics', 'paper_budget_steps', 'bench_grid', 'projection', 'dense_peak',
+           'apply_channels_last', 'step_parts', 'bench_cpu_step', 'write_bench_csv', 'plot_training', 'plot_memory',
            'plot_metrics', 'save_figure', 'summarise_bench', 'run_benchmarks', 'parse_setting', 'bench_cli']
 
 # %% ../nbs/13_bench.ipynb #a3d8b5e5
@@ -440,6 +441,109 @@ def projection(training: pd.DataFrame, settings: BenchSettings) -> pd.DataFrame:
     frame['projected_minutes'] = frame['step_s'] * steps / 60
     return frame
 
+# %% ../nbs/13_bench.ipynb #7cf30f9d
+def dense_peak(device: torch.device | str | None = None, size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    "GFLOP/s of a size x size fp32 matmul and of a large 3x3 convolution on `device`: the machine's own dense limit."
+    device = get_device(device)
+    a = torch.randn(size, size, device=device)
+    matmul_s = time_callable(lambda: a @ a, 1, repeats, device)[0]
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1, bias=False).to(device)
+    x = torch.randn(8, 128, 64, 64, device=device)
+    with torch.no_grad(): conv_s = time_callable(lambda: conv(x), 1, repeats, device)[0]
+    conv_flop = 2 * 8 * 64 * 64 * 128 * 128 * 9
+    return {'matmul_gflops': 2 * size ** 3 / matmul_s / 1e9, 'conv_gflops': conv_flop / conv_s / 1e9}
+
+# %% ../nbs/13_bench.ipynb #cbee3e40
+def apply_channels_last(trainer) -> None:
+    "Put the trainer's networks in channels-last layout on any device (training does so on CUDA only)."
+    for module in (trainer.generator, trainer.discriminator, trainer.generator_loss):
+        module.to(memory_format=torch.channels_last)
+
+def _f_and_b(module_call: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    return lambda: module_call().float().sum().backward()
+
+def step_parts(trainer, photo: torch.Tensor, sketch: torch.Tensor, warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
+    "Seconds of each piece of one MOST-Net training step, forward and backward at the step's shapes, times its calls per step."
+    from most_net.train import _unwrap, autocast_context
+    generator, discriminator = _unwrap(trainer.generator), _unwrap(trainer.discriminator)
+    device, amp = trainer.device, trainer.amp_dtype
+    with torch.no_grad(): features = generator.photo_encoder(photo)
+    features = features.detach().requires_grad_(True)
+    def si_blocks():
+        hidden = features
+        for block in generator.si_blocks: hidden = block(hidden, features)
+        return hidden
+    fake = sketch.detach().clone().requires_grad_(True)
+    parts = {'photo encoder': (_f_and_b(lambda: generator.photo_encoder(photo)), 1)}
+    if getattr(generator, 'sketch_encoder', None) is not None:
+        parts['sketch encoder'] = (_f_and_b(lambda: generator.sketch_encoder(sketch)), 1)
+    parts['SI blocks'] = (_f_and_b(si_blocks), 1)
+    parts['decoder'] = (_f_and_b(lambda: generator.decoder(features)), 1)
+    parts['discriminator'] = (_f_and_b(lambda: discriminator(photo, fake)), 3)
+    perceptual = trainer.generator_loss.perceptual
+    if perceptual is not None:
+        parts['perceptual: fake (with gradient)'] = (_f_and_b(lambda: perceptual(fake)['content']), 1)
+        def targets():
+            with torch.no_grad(): perceptual(sketch, style_only=True); perceptual(photo)
+        parts['perceptual: sketch and photo (no gradient)'] = (targets, 1)
+    def optimiser_steps():
+        trainer.optimizer_g.step(); trainer.optimizer_d.step()
+    trainer.train_step(photo, sketch)          # leaves gradients for the optimiser timing
+    parts['optimiser steps'] = (optimiser_steps, 1)
+    rows = []
+    for name, (fn, calls) in parts.items():
+        def timed(fn=fn):
+            with autocast_context(device, amp): fn()
+        median = time_callable(timed, warmup, repeats, device)[0]
+        rows.append({'benchmark': 'step_parts', 'part': name, 'calls_per_step': calls, 'seconds': median * calls})
+    memory_s = memory_step_time(trainer, warmup, repeats)
+    if memory_s is not None: rows.append({'benchmark': 'step_parts', 'part': 'memory update + read', 'calls_per_step': 1, 'seconds': memory_s})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/13_bench.ipynb #655b8b09
+CPU_STEP_SETTINGS = {'fp32 eager': {}, 'channels_last': {'channels_last': True}, 'bf16 autocast': {'precision': 'bf16'},
+                     'compile': {'compile': True}}
+
+def bench_cpu_step(settings: BenchSettings, names: Sequence[str] = ('fp32 eager', 'channels_last', 'bf16 autocast'),
+                   variant: str = 'most_net', parts: bool = True) -> pd.DataFrame:
+    "One variant's training step under each execution setting (interleaved), its GFLOP/s against the dense peak, and its parts."
+    device = get_device(settings.device)
+    peak = dense_peak(device, repeats=settings.repeats)
+    rows, steps, trainers = [], {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            options = dict(CPU_STEP_SETTINGS[name])
+            layout = options.pop('channels_last', False)
+            trainer = make_trainer(settings, variant, Path(scratch) / name.replace(' ', '_'), channels_last=layout,
+                                   precision=options.pop('precision', 'fp32'), **options)
+            if layout: apply_channels_last(trainer)
+            photo, sketch = fixed_batch(trainer)
+            if layout: photo, sketch = (t.contiguous(memory_format=torch.channels_last) for t in (photo, sketch))
+            trainers[name], steps[name] = trainer, (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
+            time_callable(steps[name], settings.warmup, 1, device)
+        samples = {name: [] for name in names}
+        for _ in range(settings.repeats):
+            for name in names: samples[name] += time_callable(steps[name], 0, 1, device)[1]
+        baseline = trainers[names[0]]
+        photo, sketch = fixed_batch(baseline)
+        gflop = count_step(baseline, photo, sketch)[0]
+        for name in names:
+            median = statistics.median(samples[name])
+            rows.append({'benchmark': 'cpu_step', 'setting': name, 'variant': variant, 'preset': settings.preset,
+                         'image_size': baseline.config.image_size, 'batch_size': baseline.config.batch_size,
+                         'step_s': median, 'samples': samples[name], 'speedup_vs_fp32_eager': statistics.median(samples[names[0]]) / median,
+                         'gflop_per_step': gflop, 'achieved_gflops': gflop / median if gflop else None,
+                         'peak_matmul_gflops': peak['matmul_gflops'], 'peak_conv_gflops': peak['conv_gflops'],
+                         'fraction_of_peak': gflop / median / max(peak.values()) if gflop else None,
+                         'warmup': settings.warmup, 'repeats': settings.repeats})
+        frame = pd.DataFrame(rows)
+        if parts:
+            part_rows = step_parts(baseline, photo, sketch, min(settings.warmup, 1), settings.repeats)
+            part_rows['share_of_step'] = part_rows['seconds'] / rows[0]['step_s']
+            part_rows['setting'] = names[0]
+            frame = pd.concat([frame, part_rows], ignore_index=True)
+    return frame
+
 # %% ../nbs/13_bench.ipynb #b6886c6e
 HARDWARE_COLUMNS = ('device', 'gpu', 'cpu', 'cpu_cores', 'torch', 'cuda', 'torch_threads')
 
@@ -532,7 +636,7 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     finally: plt.close(fig)
 
 # %% ../nbs/13_bench.ipynb #6877df05
-BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid')
+BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step')
 
 def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) -> pd.DataFrame:
     "The headline numbers of a benchmark run, with the issue's targets."
@@ -558,6 +662,15 @@ def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) ->
         if len(timed):
             rows.append({'quantity': f'metrics on {int(timed["images"].iloc[0])} CUFS test images ({", ".join(timed["metric"])})',
                          'value': timed['median_s'].sum(), 'unit': 's', 'target': ''})
+    cpu_step = tables.get('cpu_step')
+    if cpu_step is not None and 'setting' in cpu_step:
+        timed = cpu_step[cpu_step['benchmark'] == 'cpu_step'].set_index('setting')
+        size = f"{int(timed['image_size'].iloc[0])} px, batch {int(timed['batch_size'].iloc[0])}, preset {timed['preset'].iloc[0]}"
+        best = timed['step_s'].idxmin()
+        rows.append({'quantity': f'MOST-Net step ({size}): fastest setting ({best}) vs fp32 eager', 'unit': 'ratio',
+                     'value': timed.loc[best, 'speedup_vs_fp32_eager'], 'target': '>= 2'})
+        rows.append({'quantity': f'MOST-Net step ({size}, {best}): achieved GFLOP/s / dense peak of this machine', 'unit': 'fraction',
+                     'value': timed.loc[best, 'fraction_of_peak'], 'target': '40 %'})
     projected = tables.get('projection')
     if projected is not None and len(projected):
         best = projected[projected['variant'] == 'most_net'].sort_values('projected_minutes').head(1)
@@ -572,7 +685,8 @@ def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) ->
 def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Sequence[str], device: torch.device,
              say: Callable[[str], None], run_grid: bool) -> None:
     "Run each chosen benchmark into `tables`, saying how long it took."
-    steps = [('training', bench_training), ('inference', bench_inference), ('memory', bench_memory), ('metrics', bench_metrics)]
+    steps = [('training', bench_training), ('inference', bench_inference), ('memory', bench_memory), ('metrics', bench_metrics),
+             ('cpu_step', bench_cpu_step)]
     for name, function in steps:
         if name not in only: continue
         say(f'bench {name} ({settings.mode}, {device}) ...')

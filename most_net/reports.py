@@ -9,16 +9,18 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .core import MostNetError, atomic_write_text, describe_hardware, repo_root
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'README_START', 'README_END', 'load_summary', 'budget',
-           'overall_metrics', 'table_markdown', 'write_table', 'make_table1', 'make_table2', 'readme_results',
-           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
+__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'README_START',
+           'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table', 'floor_summary',
+           'higher_is_better', 'paired_bootstrap', 'same_test_set', 'usable_floor', 'paired_differences', 'make_table1',
+           'make_table2', 'readme_results', 'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
 
 # %% ../nbs/11_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -66,6 +68,9 @@ def load_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def budget(summary: dict[str, Any]) -> str:
     "The budget of a run in words: steps, epochs, batch, size, preset, perceptual backbone, hardware."
+    if summary.get('variant') == 'floor':
+        return (f"no model: the {summary['test_images']} test photos converted to grey, scored as the sketches; "
+                f"{describe_hardware(summary['hardware'])}")
     reduced = '' if summary['preset'] == 'paper' and summary['epochs'] >= 1000 else 'REDUCED budget: '
     return (f"{reduced}{summary['steps']} steps = {summary['epochs']:g} epochs x batch {summary['batch_size']}, "
             f"{summary['image_size']} px, preset {summary['preset']}"
@@ -101,6 +106,135 @@ def write_table(table: pd.DataFrame, stem: str | os.PathLike, title: str, notes:
     md_path = atomic_write_text(stem.with_suffix('.md'), table_markdown(table, title, notes))
     return csv_path, md_path
 
+# %% ../nbs/11_reports.ipynb #dd16b371
+FLOOR_METHOD = 'Floor: input photo in grey, no model'
+FLOOR_SOURCE = 'measured: no model, the test photo converted to grey scored as the sketch'
+
+def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
+                  metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg'),
+                  device=None, progress: bool = True) -> dict[str, Any]:
+    "Score each test photo, in grey, as its own sketch; write `out_dir/metrics.csv` and a run-like `summary.json`."
+    from PIL import Image
+    from most_net.core import atomic_write_json, hardware_info, resolve_path
+    from most_net.data import open_dataset
+    from most_net.metrics import evaluate_images
+    root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
+    test_set = open_dataset(root, split='test', augment=False)
+    items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i),
+              np.asarray(Image.fromarray(test_set.original_photo(i)).convert('L'))) for i in range(len(test_set))]
+    result = evaluate_images(items, metrics=metrics, device=device, progress=progress)
+    out_dir = resolve_path(out_dir)
+    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
+    atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
+    summary = {'name': 'floor', 'variant': 'floor', 'preset': 'none', 'data_root': str(data_root),
+               'steps': 0, 'epochs': 0, 'parameters_g': 0, 'batch_size': None, 'image_size': None,
+               'perceptual': 'no model',
+               'method': "the test photo converted to grey (PIL 'L') at its original size, scored as the sketch",
+               'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
+               'unavailable': result.unavailable, 'hardware': hardware_info(device)}
+    atomic_write_json(out_dir / 'summary.json', summary)
+    return summary
+
+# %% ../nbs/11_reports.ipynb #65f6056c
+NO_DIFFERENCE = 'no difference at this budget'
+
+def higher_is_better(metric: str) -> bool:
+    "Whether a larger value of `metric` is better (FSIM, SSIM) or worse (LPIPS distances)."
+    return not metric.startswith('lpips')
+
+def _verdict(metric: str, low: float, high: float) -> str:
+    if low <= 0 <= high: return NO_DIFFERENCE
+    return 'better' if (low > 0) == higher_is_better(metric) else 'worse'
+
+def _check_per_image(table: pd.DataFrame, label: str, metrics: Sequence[str]) -> None:
+    missing = [column for column in ('name', 'subset', *metrics) if column not in table.columns]
+    if missing: raise MostNetError(f'paired_bootstrap: the {label} table has no column {", ".join(missing)}')
+    repeated = table['name'][table['name'].duplicated()]
+    if len(repeated): raise MostNetError(f'paired_bootstrap: the {label} table lists {len(repeated)} image(s) twice, e.g. {repeated.iloc[0]}')
+    empty = [m for m in metrics if table[m].isna().any()]
+    if empty: raise MostNetError(f'paired_bootstrap: the {label} table has missing values in {", ".join(empty)}')
+
+def paired_bootstrap(ours: pd.DataFrame, reference: pd.DataFrame, metrics: Sequence[str], resamples: int = 4000,
+                     seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    "Mean per-image difference `ours - reference` of each metric, per subset and overall, with a seeded bootstrap CI."
+    metrics = list(metrics)
+    if not metrics: raise MostNetError('paired_bootstrap: no metrics given')
+    if resamples < 1 or not 0 < level < 1: raise MostNetError(f'paired_bootstrap: need resamples >= 1 and 0 < level < 1, got {resamples}, {level}')
+    for table, label in ((ours, 'ours'), (reference, 'reference')): _check_per_image(table, label, metrics)
+    only_ours, only_reference = set(ours['name']) - set(reference['name']), set(reference['name']) - set(ours['name'])
+    if only_ours or only_reference:
+        example = sorted(only_ours or only_reference)[0]
+        raise MostNetError(f'paired_bootstrap: the two tables score different images: {len(only_ours)} only in ours, '
+                           f'{len(only_reference)} only in the reference (e.g. {example}); evaluate both on the same test split')
+    joined = ours[['name', 'subset', *metrics]].merge(reference[['name', *metrics]], on='name', suffixes=('', '_reference'))
+    joined = joined.sort_values('name', ignore_index=True)  # the resamples do not depend on the tables' row order
+    tail, rows = (1 - level) / 2, []
+    parts = [(subset, joined[joined['subset'] == subset]) for subset in sorted(set(joined['subset']) - {'all'})] + [('all', joined)]
+    for subset, part in parts:
+        index = np.random.default_rng(seed).integers(0, len(part), size=(resamples, len(part)))  # one row per resample
+        for metric in metrics:
+            ours_values, reference_values = part[metric].to_numpy(float), part[f'{metric}_reference'].to_numpy(float)
+            differences = ours_values - reference_values
+            low, high = np.quantile(differences[index].mean(axis=1), [tail, 1 - tail])
+            rows.append({'subset': subset, 'metric': metric, 'n': len(part), 'ours': ours_values.mean(),
+                         'reference': reference_values.mean(), 'mean_difference': differences.mean(),
+                         'ci_low': float(low), 'ci_high': float(high), 'verdict': _verdict(metric, low, high)})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/11_reports.ipynb #c8e7759d
+def _test_names(summary: dict[str, Any]) -> set[str] | None:
+    path = Path(summary['run_dir']) / 'metrics.csv'
+    return set(pd.read_csv(path, usecols=['name'])['name']) if path.is_file() else None
+
+def same_test_set(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    "Whether two evaluated runs (a floor included) scored the same test images: by name from `metrics.csv`, else by count."
+    names = _test_names(first), _test_names(second)
+    if None not in names: return names[0] == names[1]
+    return first.get('test_images') == second.get('test_images')
+
+def _load_floor(floor_dir: str | os.PathLike, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    "The floor's summary, refused when it is not a floor or scored other test images than `runs`."
+    summary = load_summary(floor_dir)
+    if summary.get('variant') != 'floor': raise MostNetError(f"{floor_dir} is a {summary.get('variant')} run, not a floor (floor_summary)")
+    for run in runs:
+        if not same_test_set(summary, run):
+            raise MostNetError(f"the floor {floor_dir} scored other test images than the run {run['run_dir']}: "
+                               f"make it from that run's data with floor_summary")
+    return summary
+
+def usable_floor(floor_dir: str | os.PathLike | None, run_dirs: Iterable[str | os.PathLike] = ()) -> Path | None:
+    "`floor_dir` when it holds a floor `summary.json` scored on the test images of `run_dirs`; else None, saying why."
+    if floor_dir is None: return None
+    floor_dir = Path(floor_dir)
+    if not (floor_dir / 'summary.json').is_file():
+        print(f'no floor row: {floor_dir / "summary.json"} not found (write it with most_net.reports.floor_summary)')
+        return None
+    floor = load_summary(floor_dir)
+    for run_dir in run_dirs:
+        if not same_test_set(floor, load_summary(run_dir)):
+            print(f'no floor row: {floor_dir} scored other test images than {run_dir}'); return None
+    return floor_dir
+
+def paired_differences(runs: dict[str, str | os.PathLike], reference_key: str = 'most_net', resamples: int = 4000,
+                       seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    "`paired_bootstrap` of each run's `metrics.csv` against `runs[reference_key]`'s: one row per variant, subset and metric."
+    if reference_key not in runs: raise MostNetError(f'the reference run {reference_key!r} is not among {", ".join(runs)}')
+    reference_path = Path(runs[reference_key]) / 'metrics.csv'
+    if not reference_path.is_file(): raise MostNetError(f'{reference_path} not found: the reference run has no per-image scores')
+    reference = pd.read_csv(reference_path)
+    tables = []
+    for key, run_dir in runs.items():
+        path = Path(run_dir) / 'metrics.csv'
+        if key == reference_key or not path.is_file(): continue
+        ours = pd.read_csv(path)
+        metrics = [m for m in METRIC_COLUMNS if m in ours.columns and m in reference.columns]
+        if metrics: tables.append(paired_bootstrap(ours, reference, metrics, resamples, seed, level).assign(variant=key))
+    columns = ['variant', 'subset', 'metric', 'n', 'ours', 'reference', 'mean_difference', 'ci_low', 'ci_high', 'verdict']
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
+
+def _ci_cell(row: pd.Series) -> str:
+    return f"{row['mean_difference']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] {row['verdict']}"
+
 # %% ../nbs/11_reports.ipynb #11907493
 def _display_path(path: str | os.PathLike) -> str:
     "`path` relative to the checkout when it lies inside it, so committed tables do not name one machine's folders."
@@ -119,31 +253,65 @@ def _notes(summaries: dict[str, dict]) -> list[str]:
         notes.append(f'{metric} not computed for {who}: {reason}')
     return notes
 
-def make_table1(runs: dict[str, str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
-    "Table I: the paper's rows (quoted) and one row per dataset of ours; `runs` maps 'CUFS'/'CUFSF' to run folders."
+def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None,
+                floor_dataset: str = 'CUFS') -> tuple[pd.DataFrame, list[str]]:
+    "Table I: the paper's rows (quoted), one row per dataset of ours (`runs`: 'CUFS'/'CUFSF' -> run folder), then the floor's."
     rows, summaries = [PAPER_TABLE1], {}
     for dataset, run_dir in runs.items():
         summary = load_summary(run_dir)
         summaries[f'MOST-Net (ours, {dataset})'] = summary
         rows.append(pd.DataFrame([{'method': 'MOST-Net (ours)', 'dataset': dataset,
                                    'source': f'measured: {budget(summary)}', **overall_metrics(summary)}]))
+    if floor is not None:
+        against = [s for label, s in summaries.items() if label == f'MOST-Net (ours, {floor_dataset})']
+        summaries[f'Floor ({floor_dataset})'] = summary = _load_floor(floor, against)
+        rows.append(pd.DataFrame([{'method': FLOOR_METHOD, 'dataset': floor_dataset, 'source': FLOOR_SOURCE,
+                                   **overall_metrics(summary)}]))
     return pd.concat(rows, ignore_index=True), _notes(summaries)
 
-def make_table2(runs: dict[str, str | os.PathLike]) -> tuple[pd.DataFrame, list[str]]:
-    "Table II: the ablation on CUFS, the paper's rows (quoted) then ours; `runs` maps variant names to run folders."
-    rows, summaries = [PAPER_TABLE2], {}
+def make_table2(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None, ci: bool = False,
+                reference_key: str = 'most_net', resamples: int = 4000, seed: int = 0,
+                level: float = 0.95) -> tuple[pd.DataFrame, list[str]]:
+    "Table II: the ablation on CUFS, the paper's rows (quoted), ours (`runs`: variant -> run folder), the floor; `ci`: paired CIs."
+    rows, summaries, folders = [PAPER_TABLE2], {}, {}
     names = PAPER_TABLE2.set_index('variant')['method'].to_dict()
     for variant, run_dir in runs.items():
         summary = load_summary(run_dir)
         if summary['variant'] != variant:
             raise MostNetError(f"{run_dir} is a {summary['variant']} run, listed as {variant}")
-        summaries[names.get(variant, variant)] = summary
+        summaries[names.get(variant, variant)], folders[variant] = summary, run_dir
         rows.append(pd.DataFrame([{'variant': variant, 'method': f'{names.get(variant, variant)} (ours)',
                                    **overall_metrics(summary), 'source': f'measured: {budget(summary)}'}]))
     budgets = {(s['steps'], s['batch_size'], s['image_size'], s['preset']) for s in summaries.values()}
-    notes = _notes(summaries)
+    if floor is not None:
+        summaries['Floor'] = summary = _load_floor(floor, list(summaries.values()))
+        folders['floor'] = floor
+        rows.append(pd.DataFrame([{'variant': 'floor', 'method': FLOOR_METHOD, **overall_metrics(summary), 'source': FLOOR_SOURCE}]))
+    table, notes = pd.concat(rows, ignore_index=True), _notes(summaries)
     if len(budgets) > 1: notes.insert(0, 'WARNING: the runs of this table do not share one budget')
-    return pd.concat(rows, ignore_index=True), notes
+    if ci: table, notes = _with_ci(table, notes, folders, reference_key, resamples, seed, level)
+    return table, notes
+
+def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], reference_key: str, resamples: int,
+             seed: int, level: float) -> tuple[pd.DataFrame, list[str]]:
+    "Table II with a `<metric> diff vs <reference> [95% CI]` column per metric the reference scored per image."
+    if reference_key not in folders: raise MostNetError(f'ci needs the reference run {reference_key!r} among the runs')
+    reference_name = PAPER_TABLE2.set_index('variant')['method'].get(reference_key, reference_key)
+    if not (Path(folders[reference_key]) / 'metrics.csv').is_file():
+        return table, notes + [f'no confidence intervals: the {reference_name} run has no metrics.csv (per-image scores)']
+    differences = paired_differences(folders, reference_key, resamples, seed, level)
+    overall = differences[differences['subset'] == 'all'].set_index(['variant', 'metric'])
+    reference_columns = pd.read_csv(Path(folders[reference_key]) / 'metrics.csv', nrows=0).columns
+    measured = table['source'].str.startswith('measured')
+    for key, label in METRIC_COLUMNS.items():
+        if key not in reference_columns: continue
+        table[f'{label} diff vs {reference_name} [{level:.0%} CI]'] = [
+            _ci_cell(overall.loc[(variant, key)]) if is_measured and (variant, key) in overall.index else '—'
+            for variant, is_measured in zip(table['variant'], measured)]
+    return table, notes + [f'diff vs {reference_name}: mean over the test images of (row - {reference_name}), paired per image, '
+                           f'with a {level:.0%} percentile bootstrap interval ({resamples} resamples of the test images, seed {seed}); '
+                           f'an interval containing zero reads "{NO_DIFFERENCE}"; better/worse follow each metric '
+                           '(FSIM, SSIM higher; LPIPS lower); rows without per-image scores (metrics.csv) show —']
 
 # %% ../nbs/11_reports.ipynb #a22e3e8c
 README_START, README_END = '<!-- results:start -->', '<!-- results:end -->'
@@ -156,7 +324,7 @@ def readme_results(results_dir: str | os.PathLike) -> str:
         path = results_dir / f'{stem}.csv'
         if not path.is_file(): continue
         table = pd.read_csv(path)
-        if stem == 'table1': table = table[table['method'].str.startswith('MOST-Net')]
+        if stem == 'table1': table = table[table['method'].str.startswith('MOST-Net') | (table['method'] == FLOOR_METHOD)]
         metrics = [c for c in METRIC_COLUMNS.values() if c in table.columns]
         keys = ['method'] + (['dataset'] if 'dataset' in table.columns else [])
         lines += [f'**{title}** (from `results/{stem}.csv`; details and notes in `results/{stem}.md`)', '',

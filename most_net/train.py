@@ -426,7 +426,7 @@ class Trainer:
                         last_logged = means
                         if self.is_main:
                             self._write_log([{'step': self.step, 'epoch': self.step / self.steps_per_epoch,
-                                              'seconds': round(time.perf_counter() - start, 3), **means}])
+                                              'seconds': round(self.train_seconds, 3), **means}])
                         budget_left = {} if self.budget_seconds is None else \
                             {'left': f'{max(0.0, self.budget_seconds - self.train_seconds) / 60:.1f} min'}
                         bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}", **budget_left)

@@ -2,18 +2,27 @@
 `most-net sketch`'s answers to bad input (one line on stderr, exit code 1)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from most_net.cli import main
 from most_net.core import atomic_torch_save
-from most_net.inference import (CUFS_EYES, EYES_IN_FACE_BOX, GENERATOR_FORMAT, Sketcher, align_faces, alignment_error,
-                                export_generator, find_default_checkpoint, load_image, measure_eye_geometry,
-                                summarise_eye_geometry)
+from most_net import inference
+from most_net.inference import (CUFS_EYES, EYES_IN_FACE_BOX, GENERATOR_FORMAT, MB, RELEASE_NAME, Sketcher, align_faces,
+                                alignment_error, export_generator, file_sha256, find_default_checkpoint, load_image,
+                                measure_eye_geometry, read_generator, release_checksums, release_generator,
+                                released_generator_folders, released_generator_path, summarise_eye_geometry)
 from most_net.networks import ModelConfig, build_generator
 
 TINY = dict(base_channels=8, feature_channels=16, encoder_blocks=1, num_si_blocks=1, si_hidden_channels=16,
@@ -156,6 +165,148 @@ def test_default_checkpoint_prefers_the_released_generator(tiny_run, tmp_path):
     assert find_default_checkpoint(tmp_path) == run_checkpoint
     released = export_generator(run_checkpoint, tmp_path / 'results' / 'weights' / 'most_net.safetensors')
     assert find_default_checkpoint(tmp_path) == released
+
+
+# -- releases: fp16, whole or sharded --------------------------------------------------------------------
+
+def test_sharded_release_loads_like_the_whole_file(tiny_run, faces, tmp_path):
+    """Forced into shards of at most 0.04 MB (the tiny generator is about 0.09 MB in fp16): two or more
+    Hugging Face style shards and an index with the configuration; they load to the very generator the
+    single fp16 file holds, within fp16 rounding of the fp32 model."""
+    run, generator = tiny_run
+    whole = release_generator(run / 'checkpoints' / 'last.pt', tmp_path / 'whole' / 'model.safetensors')
+    index_path = release_generator(run, tmp_path / 'sharded' / 'model.safetensors', max_shard_mb=0.04)
+    shards = sorted((tmp_path / 'sharded').glob('model-*.safetensors'))
+    assert index_path == tmp_path / 'sharded' / 'model.safetensors.index.json'
+    assert len(shards) >= 2 and [p.name for p in shards] == [f'model-{i:05d}-of-{len(shards):05d}.safetensors'
+                                                             for i in range(1, len(shards) + 1)]
+    assert all(p.stat().st_size <= 0.04 * MB for p in shards)
+    index = json.loads(index_path.read_text())
+    assert sorted(set(index['weight_map'].values())) == [p.name for p in shards]
+    assert json.loads(index['metadata']['model_config']) == generator.config.to_dict()
+    assert index['metadata']['dtype'] == 'float16'
+    from_whole, from_shards = Sketcher(whole, device='cpu'), Sketcher(index_path, device='cpu')
+    assert all(p.dtype == torch.float32 for p in from_shards.generator.parameters())
+    assert (from_shards.image_size, from_shards.resize, from_shards.info['step']) == (64, True, '7')
+    batch = from_whole.preprocess(faces)
+    with torch.no_grad():
+        expected = generator(batch).fake
+    assert torch.equal(from_shards.generate(batch), from_whole.generate(batch))
+    torch.testing.assert_close(from_shards.generate(batch), expected, atol=2e-2, rtol=0)
+    for way_in in (tmp_path / 'sharded', tmp_path / 'sharded' / 'model.safetensors', tmp_path / 'whole'):
+        assert torch.equal(Sketcher(way_in, device='cpu').generate(batch), from_whole.generate(batch)), way_in
+
+
+def test_a_release_that_fits_stays_one_file(tiny_run, tmp_path):
+    path = release_generator(tiny_run[0], tmp_path / 'g.safetensors', max_shard_mb=1)
+    assert path == tmp_path / 'g.safetensors' and sorted(p.name for p in tmp_path.iterdir()) == ['g.safetensors']
+
+
+def test_releasing_again_replaces_the_earlier_form(tiny_run, tmp_path):
+    """Under the same name, a new release removes the old one's files (shards, index or whole file); others stay."""
+    run = tiny_run[0]
+    index_path = release_generator(run, tmp_path / 'g.safetensors', max_shard_mb=0.025)
+    many = len(list(tmp_path.glob('g-*-of-*.safetensors')))
+    release_generator(run, tmp_path / 'other.safetensors')
+    release_generator(run, tmp_path / 'g.safetensors', max_shard_mb=0.04)       # fewer shards: the extra ones go
+    shards = sorted(set(json.loads(index_path.read_text())['weight_map'].values()))
+    assert len(shards) < many
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(shards + [index_path.name, 'other.safetensors'])
+    release_generator(run, tmp_path / 'g.safetensors')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['g.safetensors', 'other.safetensors']
+
+
+def test_missing_or_foreign_shard_is_named(tiny_run, tmp_path, capsys, photo_dir):
+    index_path = release_generator(tiny_run[0], tmp_path / 'g.safetensors', max_shard_mb=0.04)
+    index = json.loads(index_path.read_text())
+    second = sorted(set(index['weight_map'].values()))[1]
+    metadata = {key: value for key, value in index['metadata'].items() if key != 'total_size'}
+    foreign = tmp_path / 'foreign.bin'
+    save_file(load_file(str(tmp_path / second)), str(foreign), metadata={**metadata, 'step': '99'})
+    (tmp_path / second).unlink()
+    with pytest.raises(inference.MostNetError, match=f'shard {second} is missing'):
+        read_generator(index_path)
+    code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out', '--checkpoint', index_path)
+    assert code == 1 and f'shard {second} is missing' in last_line
+    foreign.rename(tmp_path / second)
+    with pytest.raises(inference.MostNetError, match='metadata differs'):
+        read_generator(tmp_path)
+
+
+def test_release_refuses_impossible_requests(tiny_run, tmp_path):
+    with pytest.raises(inference.MostNetError, match='raise max_shard_mb'):
+        release_generator(tiny_run[0], tmp_path / 'g.safetensors', max_shard_mb=0.01)
+    with pytest.raises(inference.MostNetError, match='must end in .safetensors'):
+        release_generator(tiny_run[0], tmp_path / 'g.bin')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checksums_cover_every_file_of_a_release(tiny_run, tmp_path):
+    index_path = release_generator(tiny_run[0], tmp_path / 'g.safetensors', max_shard_mb=0.04)
+    sums = release_checksums(index_path)
+    assert sorted(sums) == sorted(p.name for p in tmp_path.iterdir())
+    assert all(sums[name] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in sums)
+    whole = release_generator(tiny_run[0], tmp_path / 'w.safetensors')
+    assert release_checksums(whole) == {'w.safetensors': file_sha256(whole)}
+
+
+# -- the released generator by default -------------------------------------------------------------------
+
+def test_released_generator_path_looks_in_the_package_first(tiny_run, tmp_path):
+    assert released_generator_folders()[0] == Path(inference.__file__).parent / 'released'
+    package, checkout = tmp_path / 'package', tmp_path / 'checkout'
+    with pytest.raises(inference.MostNetError, match=r'no released generator found in .*package.*checkout.*pass a checkpoint'):
+        released_generator_path(folders=[package, checkout])
+    sharded = release_generator(tiny_run[0], checkout / f'{RELEASE_NAME}.safetensors', max_shard_mb=0.04)
+    assert released_generator_path(folders=[package, checkout]) == sharded
+    whole = release_generator(tiny_run[0], package / f'{RELEASE_NAME}.safetensors')
+    assert released_generator_path(folders=[package, checkout]) == whole
+
+
+def test_sketcher_and_cli_default_to_the_released_generator(tiny_run, photo_dir, tmp_path, capsys, monkeypatch):
+    released = release_generator(tiny_run[0], tmp_path / 'weights' / f'{RELEASE_NAME}.safetensors')
+    monkeypatch.setattr(inference, 'released_generator_folders', lambda: [tmp_path / 'weights'])
+    sketcher = Sketcher(device='cpu')
+    assert sketcher.source == str(released)
+    code, _, stdout = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out')
+    assert code == 0 and f'from {released}' in stdout
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'out' / 'astronaut_sketch.png')),
+                          np.asarray(sketcher.sketch(photo_dir / 'astronaut.jpg')))
+    monkeypatch.setattr(inference, 'released_generator_folders', lambda: [tmp_path / 'nowhere'])
+    with pytest.raises(inference.MostNetError, match='no released generator found in .*nowhere'):
+        Sketcher(device='cpu')
+    monkeypatch.setattr(inference, 'find_default_checkpoint', lambda root=None: None)
+    code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out2')
+    assert code == 1 and 'no released generator found' in last_line and 'pass a checkpoint' in last_line
+
+
+def fake_project(repo, root, weights=()):
+    """A copy of the packaging files with a one-line most_net package, and `weights` (name -> bytes) in results/weights."""
+    root.mkdir()
+    for name in ('setup.py', 'settings.ini', 'README.md', 'MANIFEST.in'):
+        shutil.copy(repo / name, root / name)
+    (root / 'most_net').mkdir()
+    (root / 'most_net' / '__init__.py').write_text('__version__ = "0.1.0"\n')
+    for name, data in dict(weights).items():
+        (root / 'results' / 'weights').mkdir(parents=True, exist_ok=True)
+        (root / 'results' / 'weights' / name).write_bytes(data)
+    return root
+
+
+def build_py(root):
+    subprocess.run([sys.executable, 'setup.py', '-q', 'build_py', '--build-lib', 'lib'], cwd=root, check=True,
+                   capture_output=True)
+    return root / 'lib' / 'most_net'
+
+
+def test_build_py_ships_the_released_generator(repo, tmp_path):
+    """A (non-editable) build copies results/weights into most_net/released/; without weights it builds all the same."""
+    files = {f'{RELEASE_NAME}.safetensors': b'weights', 'README.md': b'# card', 'notes.txt': b'not shipped'}
+    built = build_py(fake_project(repo, tmp_path / 'with', files))
+    assert sorted(p.name for p in (built / 'released').iterdir()) == ['README.md', f'{RELEASE_NAME}.safetensors']
+    assert (built / 'released' / f'{RELEASE_NAME}.safetensors').read_bytes() == b'weights'
+    built = build_py(fake_project(repo, tmp_path / 'without', {'README.md': b'# card only'}))
+    assert (built / '__init__.py').is_file() and not (built / 'released').exists()
 
 
 # -- the command line ------------------------------------------------------------------------------------
