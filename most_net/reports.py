@@ -17,10 +17,11 @@ import pandas as pd
 from .core import MostNetError, atomic_write_text, describe_hardware, repo_root
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'README_START',
-           'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table', 'floor_summary',
-           'higher_is_better', 'paired_bootstrap', 'same_test_set', 'usable_floor', 'paired_differences', 'make_table1',
-           'make_table2', 'readme_results', 'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
+__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'DATA_TERMS',
+           'README_START', 'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table',
+           'floor_summary', 'higher_is_better', 'paired_bootstrap', 'same_test_set', 'usable_floor',
+           'paired_differences', 'make_table1', 'make_table2', 'model_card', 'write_model_card', 'readme_results',
+           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
 
 # %% ../nbs/11_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -75,8 +76,10 @@ def budget(summary: dict[str, Any]) -> str:
     return (f"{reduced}{summary['steps']} steps = {summary['epochs']:g} epochs x batch {summary['batch_size']}, "
             f"{summary['image_size']} px, preset {summary['preset']}"
             + (f", G {summary['parameters_g'] / 1e6:.1f} M parameters" if summary.get('parameters_g') else '')
-            + f"; {summary['perceptual']}; "
-            f"{describe_hardware(summary['hardware'])}"
+            + f"; {summary['perceptual']}"
+            + (f"; {summary['train_minutes']:g} min of training" if summary.get('train_minutes') else '')
+            + (f" (a {summary['max_minutes']:g}-minute budget ended it)" if summary.get('stopped_by') == 'budget' else '')
+            + f"; {describe_hardware(summary['hardware'])}"
             + (f", {summary['wall_seconds']:.0f} s" if summary.get('wall_seconds') else ''))
 
 def overall_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
@@ -312,6 +315,48 @@ def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], ref
                            f'with a {level:.0%} percentile bootstrap interval ({resamples} resamples of the test images, seed {seed}); '
                            f'an interval containing zero reads "{NO_DIFFERENCE}"; better/worse follow each metric '
                            '(FSIM, SSIM higher; LPIPS lower); rows without per-image scores (metrics.csv) show —']
+
+# %% ../nbs/11_reports.ipynb #b3c8947e
+DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
+              'CUHK for non-commercial research use; its AR and XM2VTS photos are subject to their own databases\' licences. '
+              'This generator was trained on those pairs: use it for research only, and cite the dataset and the paper.')
+
+def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
+               command: str = '') -> str:
+    "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics, checksums, terms."
+    from most_net.inference import release_checksums
+    summary, config = load_summary(run_dir), json.loads((Path(run_dir) / 'config.json').read_text())
+    release_path = Path(release_path)
+    rows = [(f"this generator ({summary['variant']})", overall_metrics(summary))]
+    if floor is not None: rows.append((FLOOR_METHOD, overall_metrics(load_summary(floor))))
+    paper = PAPER_TABLE1.query("method == 'MOST-Net (paper)' and dataset == 'CUFS'").iloc[0]
+    rows.append(('MOST-Net (paper, Table I; VGG-19 losses, 1000+ epochs on a GPU)', {c: paper[c] for c in METRIC_COLUMNS.values()}))
+    shown = [c for c in METRIC_COLUMNS.values() if rows[0][1].get(c) is not None]
+    table = ['| | ' + ' | '.join(shown) + ' |', '|---|' + '---|' * len(shown)]
+    table += [f'| {label} | ' + ' | '.join(_fmt(values.get(c)) for c in shown) + ' |' for label, values in rows]
+    settings = ', '.join(f'{key}={config[key]!r}' for key in ('preset', 'image_size', 'batch_size', 'base_channels', 'feature_channels',
+                         'num_slots', 'perceptual_net', 'perceptual_distance', 'decoder_upsample', 'lr_policy', 'lr_g', 'lr_d',
+                         'max_minutes', 'seed') if key in config)
+    checksums = '\n'.join(f'| `{name}` | `{digest}` |' for name, digest in release_checksums(release_path).items())
+    unavailable = '; '.join(f'{metric}: {reason}' for metric, reason in summary.get('unavailable', {}).items())
+    lines = [f'# {release_path.name.split(".")[0]}: MOST-Net generator for face sketch synthesis', '',
+             f"A MOST-Net generator ({summary['parameters_g'] / 1e6:.2f} M parameters, stored in fp16) that turns an aligned "
+             f"face photo into a sketch. Load it with `most_net.Sketcher()` (no argument) or `most-net sketch photo.jpg`.", '',
+             '## Data', '', f"Trained on the {summary['data_root']} training split (268 pairs: 88 CUHK student, 80 AR, 100 XM2VTS), "
+             f"evaluated on its {summary['test_images']} test pairs.", '',
+             '## Budget and hardware', '', f'- {budget(summary)}', f"- stopped by: {summary.get('stopped_by', 'steps')}",
+             f"- settings: {settings}", '- **Reduced budget**: the paper trains 1000+ epochs with VGG-19 losses on a GPU; '
+             'this run is a CPU run, with the SqueezeNet 1.1 substitute for VGG-19 (its weights are not available here).',
+             *([f'- command: `{command}`'] if command else []), '',
+             f"## Test metrics ({summary['test_images']} CUFS test images)", '', *table, '',
+             *([f'Not computed: {unavailable}.', ''] if unavailable else []),
+             '## Files', '', '| file | sha256 |', '|---|---|', checksums, '',
+             '## Terms', '', DATA_TERMS, 'The code is Apache-2.0 (see LICENSE).', '']
+    return '\n'.join(lines)
+
+def write_model_card(run_dir, release_path, floor=None, command: str = '') -> Path:
+    "Write `model_card(...)` as README.md beside the released generator, atomically."
+    return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command))
 
 # %% ../nbs/11_reports.ipynb #a22e3e8c
 README_START, README_END = '<!-- results:start -->', '<!-- results:end -->'

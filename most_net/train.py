@@ -97,6 +97,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     num_samples: int = 4
     eval_batch_size: int = 8
+    test_mode: str = 'eval'              # 'eval' (running statistics, no dropout) | 'train' (pix2pix's own test time: batch statistics, dropout on)
     metrics: tuple = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg')
 
     def __post_init__(self):
@@ -108,6 +109,8 @@ class TrainConfig:
             raise MostNetError(f"precision {self.precision!r} unknown: choose 'auto', 'fp32' or 'bf16'")
         for key in ('epochs', 'batch_size', 'image_size', 'log_every', 'sample_every', 'checkpoint_every'):
             if int(getattr(self, key)) < 1: raise MostNetError(f'{key} must be at least 1, got {getattr(self, key)}')
+        if self.test_mode not in ('eval', 'train'):
+            raise MostNetError(f"test_mode {self.test_mode!r} unknown: choose 'eval' or 'train'")
         if self.lr_policy not in LR_POLICIES:
             raise MostNetError(f"lr_policy {self.lr_policy!r} unknown: choose one of {', '.join(LR_POLICIES)}")
         if self.max_minutes is not None and not float(self.max_minutes) > 0:
@@ -446,10 +449,11 @@ class Trainer:
 # %% ../nbs/08_train.ipynb #d8b6a443
 @torch.no_grad()
 def predict_split(generator: nn.Module, dataset, out_dir: str | os.PathLike, device=None,
-                  batch_size: int = 8, amp_dtype: torch.dtype | None = None) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+                  batch_size: int = 8, amp_dtype: torch.dtype | None = None, test_mode: str = 'eval'
+                  ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     "Sketch every photo of `dataset`, write `<stem>.png` at the original size, return (name, subset, reference, prediction)."
     device = get_device(device)
-    generator = _unwrap(generator).eval()
+    generator = _unwrap(generator).train(test_mode == 'train')   # 'train': pix2pix's test time (batch norm on the batch, dropout)
     out_dir = Path(out_dir)
     results = []
     for start in range(0, len(dataset), batch_size):
@@ -474,7 +478,7 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     config = trainer.config
     test_set = open_split(config, 'test')
     items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
-                          config.eval_batch_size, trainer.amp_dtype)
+                          config.eval_batch_size, trainer.amp_dtype, config.test_mode)
     result = evaluate_images(items, metrics=config.metrics, device=trainer.device, progress=progress)
     buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
     atomic_write_text(trainer.run_dir / 'metrics.csv', buffer.getvalue())
@@ -483,7 +487,7 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                'parameters_g': count_parameters(trainer.generator),
                'batch_size': config.batch_size, 'image_size': config.image_size,
                'perceptual': config.loss_config().perceptual_note,
-               'stopped_by': trainer.stopped_by or 'steps', 'max_minutes': config.max_minutes,
+               'test_mode': config.test_mode, 'stopped_by': trainer.stopped_by or 'steps', 'max_minutes': config.max_minutes,
                'train_minutes': round(trainer.train_seconds / 60, 2), 'total_steps': trainer.total_steps,
                'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
                'unavailable': result.unavailable, 'hardware': hardware_info(trainer.device)}
