@@ -80,3 +80,16 @@ def test_figures_notebook(repo, ablation_runs, tmp_path):
                  out_dir=str(tmp_path / 'figures'))
     for name in ('qualitative.png', 'training_curves.png', 'memory.png'):
         assert (tmp_path / 'figures' / name).stat().st_size > 1000, name
+
+
+def test_cpu_setting_notebook_compares_candidates_on_a_validation_split(repo, tmp_path):
+    """The matched-run comparison: carves a validation split, trains each candidate, writes the CSV and figures."""
+    run_notebook(repo, 'cpu_setting', tmp_path, data_root='synthetic:8', validation_root=str(tmp_path / 'val'), preset='tiny',
+                 steps=2, metrics='ssim', runs_dir=str(tmp_path / 'runs'), out_dir=str(tmp_path / 'out'))
+    comparison = pd.read_csv(tmp_path / 'out' / 'cpu_setting' / 'comparison.csv')
+    assert comparison['candidate'].tolist() == ['raw_transposed', 'unit_transposed', 'unit_nearest']
+    assert (comparison['steps'] == 2).all() and comparison['val_ssim'].between(-1, 1).all()
+    assert (comparison['validation_pairs'] == 1).all()          # 15 % of 8 synthetic training pairs, held out
+    assert (tmp_path / 'out' / 'figures' / 'cpu_setting.png').is_file()
+    held_out = pd.read_csv(tmp_path / 'val' / 'pairs.csv')
+    assert set(held_out['name']) <= {f'synthetic_train_{i:04d}.png' for i in range(8)}   # never a test pair
