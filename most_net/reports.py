@@ -20,8 +20,8 @@ from .core import MostNetError, atomic_write_text, describe_hardware, repo_root
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'DATA_TERMS',
            'README_START', 'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table',
            'floor_summary', 'higher_is_better', 'paired_bootstrap', 'same_test_set', 'usable_floor',
-           'paired_differences', 'make_table1', 'make_table2', 'model_card', 'write_model_card', 'readme_results',
-           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
+           'paired_differences', 'make_table1', 'make_table2', 'model_card', 'write_model_card', 'score_release',
+           'readme_results', 'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
 
 # %% ../nbs/11_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -322,12 +322,13 @@ DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009)
               'This generator was trained on those pairs: use it for research only, and cite the dataset and the paper.')
 
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
-               command: str = '') -> str:
-    "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics, checksums, terms."
+               command: str = '', scores: str | os.PathLike | None = None) -> str:
+    "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (of `scores` when given), checksums, terms."
     from most_net.inference import release_checksums
     summary, config = load_summary(run_dir), json.loads((Path(run_dir) / 'config.json').read_text())
     release_path = Path(release_path)
-    rows = [(f"this generator ({summary['variant']})", overall_metrics(summary))]
+    scored = load_summary(scores) if scores is not None else summary
+    rows = [(f"this generator ({'the released fp16 file' if scores is not None else 'the run'})", overall_metrics(scored))]
     if floor is not None: rows.append((FLOOR_METHOD, overall_metrics(load_summary(floor))))
     paper = PAPER_TABLE1.query("method == 'MOST-Net (paper)' and dataset == 'CUFS'").iloc[0]
     rows.append(('MOST-Net (paper, Table I; VGG-19 losses, 1000+ epochs on a GPU)', {c: paper[c] for c in METRIC_COLUMNS.values()}))
@@ -354,9 +355,36 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
              '## Terms', '', DATA_TERMS, 'The code is Apache-2.0 (see LICENSE).', '']
     return '\n'.join(lines)
 
-def write_model_card(run_dir, release_path, floor=None, command: str = '') -> Path:
+def write_model_card(run_dir, release_path, floor=None, command: str = '', scores=None) -> Path:
     "Write `model_card(...)` as README.md beside the released generator, atomically."
-    return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command))
+    return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command, scores))
+
+def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
+                  metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg'), device=None,
+                  progress: bool = True) -> dict[str, Any]:
+    "Sketch the test split with the released file (as `Sketcher` loads it), score it, write a run-like summary to `out_dir`."
+    from PIL import Image
+    from most_net.core import atomic_write_bytes, atomic_write_json, hardware_info, resolve_path
+    from most_net.data import open_dataset
+    from most_net.inference import Sketcher
+    from most_net.metrics import evaluate_images
+    root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
+    test_set, sketcher = open_dataset(root, split='test', augment=False), Sketcher(release_path, device=device)
+    predictions = sketcher.predict([test_set.original_photo(i) for i in range(len(test_set))])
+    out_dir = resolve_path(out_dir)
+    for name, prediction in zip(test_set.names, predictions):
+        buffer = io.BytesIO(); Image.fromarray(prediction).save(buffer, format='PNG')
+        atomic_write_bytes(out_dir / 'predictions' / f'{Path(name).stem}.png', buffer.getvalue())
+    items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i), predictions[i]) for i in range(len(test_set))]
+    result = evaluate_images(items, metrics=metrics, device=device, progress=progress)
+    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
+    atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
+    summary = {**load_summary(run_dir), 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path),
+               'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
+               'unavailable': result.unavailable, 'hardware': hardware_info(device)}
+    summary.pop('run_dir', None)
+    atomic_write_json(out_dir / 'summary.json', summary)
+    return summary
 
 # %% ../nbs/11_reports.ipynb #a22e3e8c
 README_START, README_END = '<!-- results:start -->', '<!-- results:end -->'
