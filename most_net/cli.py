@@ -20,6 +20,7 @@ COMMANDS = {
     'evaluate': ('most_net.metrics', 'evaluate_cli', 'SSIM / FSIM / LPIPS of predictions against ground truth'),
     'sketch': ('most_net.inference', 'sketch_cli', 'turn your own photos into sketches'),
     'bench': ('most_net.bench', 'bench_cli', 'measure training, inference, memory and metric speed'),
+    'reproduce': ('most_net.reproduce', 'reproduce_cli', 'the whole reproduction (grid, runs, tables, figures, release) in a budget of minutes'),
 }
 
 USAGE = 'usage: most-net [-h] [--version] COMMAND [ARGS ...]\n\nMOST-Net face sketch synthesis.\n\ncommands:\n' + \
