@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True, scope='session')
 def _quiet_threads():
     # two cores on the CI machine: keep torch from oversubscribing them while pytest runs
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope='session')
