@@ -554,9 +554,10 @@ def write_bench_csv(frame: pd.DataFrame, path: str | os.PathLike, settings: Benc
     frame = frame.copy()
     if 'samples' in frame: frame['samples'] = [json.dumps([round(s, 6) for s in v]) if isinstance(v, list) else v
                                                for v in frame['samples']]
-    frame['mode'] = settings.mode
-    frame['measured'] = _dt.datetime.now().isoformat(timespec='seconds')
-    for column in HARDWARE_COLUMNS: frame[column] = info.get(column)
+    stamps = {'mode': settings.mode, 'measured': _dt.datetime.now().isoformat(timespec='seconds'),
+              **{column: info.get(column) for column in HARDWARE_COLUMNS}}
+    for column, value in stamps.items():   # rows kept from an earlier run keep their own stamps
+        frame[column] = frame[column].where(frame[column].notna(), value) if column in frame else value
     buffer = io.StringIO(); frame.to_csv(buffer, index=False)
     return atomic_write_text(path, buffer.getvalue())
 
@@ -716,6 +717,11 @@ def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = 
         timed = pd.concat([tables[name] for name in ('training', 'grid') if name in tables], ignore_index=True)
         if len(timed): tables['projection'] = projection(timed, settings)
     tables['summary'] = summarise_bench(tables, settings)
+    previous = out_dir / 'bench_summary.csv'
+    if set(only) != set(BENCHMARKS) and previous.is_file():   # a partial run updates its own headline rows only
+        kept = pd.read_csv(previous)
+        tables['summary'] = pd.concat([tables['summary'], kept[~kept['quantity'].isin(tables['summary']['quantity'])]],
+                                      ignore_index=True)
     info = {**info, 'torch_threads': int(settings.threads or threads)}
     for name, frame in tables.items(): write_bench_csv(frame, out_dir / f'bench_{name}.csv', settings, info)
     figures = out_dir / 'figures'
