@@ -321,6 +321,14 @@ DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009)
               'CUHK for non-commercial research use; its AR and XM2VTS photos are subject to their own databases\' licences. '
               'This generator was trained on those pairs: use it for research only, and cite the dataset and the paper.')
 
+def _split_counts(data_root) -> str:
+    "' (N pairs: n subset, ...)' for a dataset folder's training split, '' when it cannot be read."
+    from most_net.core import resolve_path
+    from most_net.data import read_pairs
+    try: pairs = read_pairs(resolve_path(data_root)).query("split == 'train'")
+    except Exception: return ''
+    return f" ({len(pairs)} pairs: " + ', '.join(f'{n} {subset}' for subset, n in pairs['subset'].value_counts().sort_index().items()) + ')'
+
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (of `scores` when given), checksums, terms."
@@ -343,7 +351,7 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
     lines = [f'# {release_path.name.split(".")[0]}: MOST-Net generator for face sketch synthesis', '',
              f"A MOST-Net generator ({summary['parameters_g'] / 1e6:.2f} M parameters, stored in fp16) that turns an aligned "
              f"face photo into a sketch. Load it with `most_net.Sketcher()` (no argument) or `most-net sketch photo.jpg`.", '',
-             '## Data', '', f"Trained on the {summary['data_root']} training split (268 pairs: 88 CUHK student, 80 AR, 100 XM2VTS), "
+             '## Data', '', f"Trained on the {summary['data_root']} training split{_split_counts(summary['data_root'])}, "
              f"evaluated on its {summary['test_images']} test pairs.", '',
              '## Budget and hardware', '', f'- {budget(summary)}', f"- stopped by: {summary.get('stopped_by', 'steps')}",
              f"- settings: {settings}", '- **Reduced budget**: the paper trains 1000+ epochs with VGG-19 losses on a GPU; '
