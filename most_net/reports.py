@@ -427,10 +427,11 @@ def _performance_lines(path: Path) -> list[str]:
     bench = pd.read_csv(path)
     first = bench.iloc[0]
     where = describe_hardware({key: (None if pd.isna(first.get(key)) else first.get(key)) for key in ('gpu', 'cpu', 'cpu_cores', 'torch')})
-    lines = [f"**Performance** (from `results/bench_summary.csv`: `most-net bench{' --quick' if first['mode'] == 'quick' else ''}` "
-             f"on {where}, {first['device']}, {first['measured']}; on a CPU only ratios within one run are meaningful)", '',
-             '| quantity | measured | target |', '|---|---|---|']
-    lines += [f"| {row['quantity']} | {_bench_value(row['value'], row['unit'])} | {row['target'] if isinstance(row['target'], str) else '—'} |" for _, row in bench.iterrows()]
+    lines = [f"**Performance** (from `results/bench_summary.csv`: `most-net bench` on {where}, {first['device']}; "
+             "each row with the mode and time of the run that measured it; on a CPU only ratios within one run are meaningful)", '',
+             '| quantity | measured | target | run |', '|---|---|---|---|']
+    lines += [f"| {row['quantity']} | {_bench_value(row['value'], row['unit'])} | {row['target'] if isinstance(row['target'], str) else '—'} "
+              f"| {row['mode']}, {row['measured']} |" for _, row in bench.iterrows()]
     return lines + ['']
 
 def sync_readme(readme: str | os.PathLike, results_dir: str | os.PathLike, check: bool = False) -> bool:
