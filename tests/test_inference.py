@@ -416,8 +416,10 @@ def test_demo_notebook_sketches_the_astronaut(repo, tiny_run, tmp_path):
         'astronaut_aligned.png', 'astronaut_side_by_side.png', 'astronaut_sketch.png']
 
 
-def test_demo_notebook_without_a_checkpoint_still_aligns(repo, tmp_path):
-    """Run outside any checkout (no results/ to find a generator in): detection and alignment still run."""
+def test_demo_notebook_outside_the_checkout_uses_the_released_generator(repo, tmp_path):
+    """Run from another folder with no checkpoint: the released generator (results/weights, shipped in the package) sketches."""
+    from most_net.inference import released_generator_path
     text = run_demo(repo, tmp_path / 'demo.ipynb', tmp_path, out_dir=str(tmp_path / 'out'))
-    assert 'No trained generator found' in text and 'ms per face' not in text
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['astronaut_aligned.png']
+    assert released_generator_path().name in text and 'ms per face' in text
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['astronaut_aligned.png', 'astronaut_side_by_side.png',
+                                                                     'astronaut_sketch.png']
