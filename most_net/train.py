@@ -13,29 +13,35 @@ import io
 import json
 import math
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 from PIL import Image
 
 from .core import (MostNetError, atomic_torch_save, atomic_write_bytes, atomic_write_json,
                            atomic_write_text, get_device, hardware_info, make_run_dir, repo_root, resolve_path,
                            seed_everything)
+from .cli import WriteFailed, format_bytes, is_out_of_memory, preflight_folder, write_guard
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
 from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'TrainConfig', 'make_config',
-           'resolve_precision', 'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer',
-           'predict_split', 'evaluate_run', 'train', 'train_cli']
+__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'PREDICTION_BYTES',
+           'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision', 'autocast_context', 'load_checkpoint',
+           'open_split', 'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run', 'train',
+           'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
@@ -220,7 +226,7 @@ class RunResult:
     wall_seconds: float
     final_losses: dict[str, float]
     summary: dict[str, Any] | None = None
-    stopped_by: str = 'steps'            # 'steps' (total_steps reached) | 'budget' (max_minutes spent)
+    stopped_by: str = 'steps'            # 'steps' (total_steps reached) | 'budget' (max_minutes spent) | 'SIGINT' | 'SIGTERM'
 
 # %% ../nbs/08_train.ipynb #6d879f50
 class Trainer:
@@ -252,6 +258,7 @@ class Trainer:
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.step, self.train_seconds, self.stopped_by = 0, 0.0, None
+        self.stop_signal, self.checkpoint_step = None, None   # a SIGINT/SIGTERM received; the step last.pt holds
         self._g_train, self._d_train = self.generator, self.discriminator
         if world_size > 1:
             self._g_train, self._d_train = wrap_for_distributed(self.generator, self.discriminator, self.device)
@@ -308,7 +315,12 @@ class Trainer:
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
         "Write the checkpoint atomically (rank 0 only)."
         if not self.is_main: return None
-        return atomic_torch_save(self.state_dict(), path or self.checkpoint_path)
+        path = Path(path or self.checkpoint_path)
+        buffer = io.BytesIO()   # serialised first, so a full disk fails in write() with its errno, not inside torch's zip writer
+        torch.save(self.state_dict(), buffer)
+        with write_guard(path): atomic_write_bytes(path, buffer.getvalue())
+        if path == self.checkpoint_path: self.checkpoint_step = self.step
+        return path
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         "Continue from a checkpoint written by `save_checkpoint` (any number of processes)."
@@ -324,7 +336,7 @@ class Trainer:
         torch.set_rng_state(state['rng_cpu'])
         if torch.cuda.is_available() and len(state['rng_cuda']) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state['rng_cuda'])
-        self.step = int(state['step'])
+        self.step = self.checkpoint_step = int(state['step'])
         self.train_seconds = float(state.get('train_seconds', 0.0))
 
     # -- outputs -------------------------------------------------------------------------------
@@ -343,7 +355,8 @@ class Trainer:
         grid = torchvision.utils.make_grid(rows.cpu(), nrow=len(self.sample_photos), normalize=True, value_range=(-1, 1))
         buffer = io.BytesIO()
         Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buffer, format='PNG')
-        return atomic_write_bytes(self.run_dir / 'samples' / f'step_{self.step:06d}.png', buffer.getvalue())
+        path = self.run_dir / 'samples' / f'step_{self.step:06d}.png'
+        with write_guard(path): return atomic_write_bytes(path, buffer.getvalue())
 
     def _write_log(self, rows: list[dict[str, float]]) -> None:
         path = self.run_dir / 'log.csv'
@@ -353,7 +366,7 @@ class Trainer:
         writer = csv.DictWriter(out, fieldnames=columns)
         if not existing: writer.writeheader()
         writer.writerows(rows)
-        atomic_write_text(path, existing + out.getvalue())
+        with write_guard(path): atomic_write_text(path, existing + out.getvalue())
 
     def _memory_statistics(self) -> dict[str, float]:
         "Share of memory keys matched since the last log (0 when the generator has no memory)."
@@ -399,11 +412,12 @@ class Trainer:
         seconds_before = self.train_seconds
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.run_dir / 'config.json', self.config.to_dict())
+            with write_guard(self.run_dir / 'config.json'): atomic_write_json(self.run_dir / 'config.json', self.config.to_dict())
         sums: dict[str, torch.Tensor] = {}
         count, last_logged = 0, {}
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
                    desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
+        restore_signals = self.catch_stop_signals()
         try:
             while self.step < self.total_steps and self.stopped_by is None:
                 epoch, skip = divmod(self.step, self.steps_per_epoch)
@@ -411,7 +425,10 @@ class Trainer:
                 for batch_index, batch in enumerate(self.loader):
                     if batch_index < skip: continue
                     self._set_learning_rates()
-                    losses = self.train_step(*self._to_device(batch))
+                    try: losses = self.train_step(*self._to_device(batch))
+                    except RuntimeError as err:
+                        if not is_out_of_memory(err): raise
+                        raise MostNetError(self.out_of_memory_message()) from err
                     for key, value in losses.items(): sums[key] = sums.get(key, 0) + value
                     count += 1
                     self.step += 1
@@ -419,6 +436,7 @@ class Trainer:
                     self.train_seconds = seconds_before + time.perf_counter() - start
                     at_end = self.step == self.total_steps
                     if not at_end and self._budget_spent(): at_end, self.stopped_by = True, 'budget'
+                    if not at_end and (signum := self.agreed_stop_signal()): at_end, self.stopped_by = True, signal.Signals(signum).name
                     if self.step % config.log_every == 0 or at_end or self.step % config.checkpoint_every == 0:
                         means = {key: (value / count).item() for key, value in sums.items()}
                         if not all(math.isfinite(v) for v in means.values()):
@@ -440,11 +458,108 @@ class Trainer:
                 skip = 0
         finally:
             bar.close()
+            restore_signals()
+        if self.stopped_by is None and self.stop_signal: self.stopped_by = signal.Signals(self.stop_signal).name  # during the last step
         self.stopped_by = self.stopped_by or 'steps'
         if self.is_main and self.stopped_by == 'budget':
             print(f'{config.name}: the {config.max_minutes:g}-minute budget ended training at step {self.step} '
                   f'of {self.total_steps}', flush=True)
         return RunResult(self.run_dir, self.step, time.perf_counter() - start, last_logged, stopped_by=self.stopped_by)
+
+# %% ../nbs/08_train.ipynb #820630cd
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+@patch
+def catch_stop_signals(self: Trainer) -> Callable[[], None]:
+    "Make SIGINT and SIGTERM ask the loop to stop after the current step (a second one stops at once); returns the undo."
+    if threading.current_thread() is not threading.main_thread(): return lambda: None   # only the main thread may handle signals
+    def request_stop(signum, frame):
+        if self.stop_signal is not None: raise KeyboardInterrupt   # asked twice: stop now (last.pt is whole: writes are atomic)
+        self.stop_signal = signum
+    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
+    def restore() -> None:
+        for signum, handler in previous.items(): signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    return restore
+
+@patch
+def agreed_stop_signal(self: Trainer) -> int:
+    "The stop signal any process received (0: none); every rank gets the same answer, so all stop after the same step."
+    signum = int(self.stop_signal or 0)
+    if self.world_size > 1:
+        flag = torch.tensor(signum, device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        signum = int(flag.item())
+    return signum
+
+# %% ../nbs/08_train.ipynb #443a8f29
+def resume_command(config: TrainConfig, run_dir: str | os.PathLike, world_size: int = 1, evaluate: bool = True) -> str:
+    "The shell command that continues a run from its last checkpoint: its preset, each option that differs from it, --resume."
+    base, preset_variant = make_config(config.preset, variant=config.variant).to_dict(), make_config(config.preset).variant
+    words = ['most-net', 'train'] if world_size == 1 else ['torchrun', '--nproc_per_node', str(world_size), '-m', 'most_net.train']
+    words += ['--preset', config.preset]
+    for key, value in config.to_dict().items():
+        if key == 'preset' or value is None or (value == base[key] and not (key == 'variant' and value != preset_variant)): continue
+        text = (json.dumps(value, sort_keys=True) if isinstance(value, dict) else ','.join(value) if isinstance(value, (list, tuple))
+                else str(value).lower() if isinstance(value, bool) else str(value))
+        words += [f"--{key.replace('_', '-')}", text]
+    return shlex.join(words + ['--run-dir', str(Path(run_dir).absolute()), '--resume'] + ([] if evaluate else ['--no-evaluate']))
+
+@patch
+def recovery_note(self: Trainer, evaluate: bool = True) -> str:
+    "What is safe after a fault and how to go on: the last good checkpoint and the command that resumes it."
+    if self.checkpoint_step is None: return 'no checkpoint had been written yet: start the run again once fixed'
+    return (f'the last good checkpoint {self.checkpoint_path} (step {self.checkpoint_step}) is intact; once fixed, resume with: '
+            f'{resume_command(self.config, self.run_dir, self.world_size, evaluate)}')
+
+# %% ../nbs/08_train.ipynb #91a7637e
+PREDICTION_BYTES = 250 * 200 + 1024      # a 200 x 250 grey PNG at most: the raw pixels, one filter byte per row, headers
+
+@patch
+def checkpoint_bytes(self: Trainer) -> int:
+    "A checkpoint's size from the model: G's and D's weights and buffers, Adam's two moments per weight, 1 MB for the rest."
+    networks = (_unwrap(self.generator), _unwrap(self.discriminator))
+    tensors = sum(t.numel() * t.element_size() for network in networks for t in network.state_dict().values())
+    moments = 2 * sum(p.numel() * p.element_size() for network in networks for p in network.parameters())
+    return tensors + moments + 2**20
+
+@patch
+def required_bytes(self: Trainer, evaluate: bool = True) -> tuple[int, str]:
+    "Bytes the run folder needs free at its peak, and what they are for (two checkpoints, predictions, a sample grid)."
+    checkpoint = self.checkpoint_bytes()
+    held = self.checkpoint_path.stat().st_size if self.checkpoint_path.is_file() else 0   # a resumed run's last.pt is already there
+    side = self.config.image_size + 2
+    grid = 3 * (3 * side + 2) * (len(self.sample_photos) * side + 2) + 4096
+    root = self.config.data_root if str(self.config.data_root).startswith('synthetic') else resolve_path(self.config.data_root)
+    tests = len(open_dataset(root, split='test', image_size=self.config.image_size, resize=self.config.resize,
+                             augment=False, preload=False)) if evaluate else 0   # counted, not decoded
+    need = max(0, 2 * checkpoint - held) + tests * PREDICTION_BYTES + grid
+    what = (f'two checkpoints ({format_bytes(checkpoint)} each)' + (f', {tests} test predictions' if tests else '')
+            + ' and a sample grid')
+    return need, what
+
+@patch
+def preflight(self: Trainer, evaluate: bool = True) -> int:
+    "Before training: fail in one line unless the run folder is writable and its disk has room for the run's peak."
+    if not self.is_main: return 0
+    need, what = self.required_bytes(evaluate)
+    preflight_folder(self.run_dir, need, what, 'free space on that disk or choose another --run-dir')
+    return need
+
+@patch
+def remove_stale_temporaries(self: Trainer) -> list[Path]:
+    "Remove the temporary files that writes cut short by SIGKILL or a power cut left in the run folder (rank 0)."
+    stale = sorted(path for path in self.run_dir.rglob('.*.tmp') if path.is_file()) if self.is_main else []
+    for path in stale: path.unlink(missing_ok=True)
+    return stale
+
+# %% ../nbs/08_train.ipynb #6b796f08
+@patch
+def out_of_memory_message(self: Trainer) -> str:
+    "The one line for an out-of-memory error in a training step: the batch and image size in use, what to lower."
+    config = self.config
+    return (f'out of memory on {self.device} in training step {self.step + 1} with batch_size={config.batch_size} at '
+            f'image_size={config.image_size}: lower batch_size (--batch-size {max(1, config.batch_size // 2)}) or image_size '
+            f'and start a new run (a checkpoint resumes only with its own batch_size); {self.recovery_note()}')
 
 # %% ../nbs/08_train.ipynb #d8b6a443
 @torch.no_grad()
@@ -467,7 +582,8 @@ def predict_split(generator: nn.Module, dataset, out_dir: str | os.PathLike, dev
                 if hasattr(dataset, 'original_sketch') else postprocess_prediction(item['sketch'], item)
             buffer = io.BytesIO()
             Image.fromarray(prediction).save(buffer, format='PNG')
-            atomic_write_bytes(out_dir / f"{Path(item['name']).stem}.png", buffer.getvalue())
+            path = out_dir / f"{Path(item['name']).stem}.png"
+            with write_guard(path): atomic_write_bytes(path, buffer.getvalue())
             results.append((item['name'], item['subset'], reference, prediction))
     return results
 
@@ -477,11 +593,18 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     from most_net.metrics import evaluate_images
     config = trainer.config
     test_set = open_split(config, 'test')
-    items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
-                          config.eval_batch_size, trainer.amp_dtype, config.test_mode)
+    try:
+        items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
+                              config.eval_batch_size, trainer.amp_dtype, config.test_mode)
+    except RuntimeError as err:
+        if not is_out_of_memory(err): raise
+        smaller = dataclasses.replace(config, eval_batch_size=max(1, config.eval_batch_size // 2))
+        raise MostNetError(f'out of memory on {trainer.device} sketching the test split with eval_batch_size={config.eval_batch_size} '
+                           f'at image_size={config.image_size}: lower eval_batch_size; training is done and saved, so predict again with: '
+                           f'{resume_command(smaller, trainer.run_dir, trainer.world_size)}') from err
     result = evaluate_images(items, metrics=config.metrics, device=trainer.device, progress=progress)
     buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
-    atomic_write_text(trainer.run_dir / 'metrics.csv', buffer.getvalue())
+    with write_guard(trainer.run_dir / 'metrics.csv'): atomic_write_text(trainer.run_dir / 'metrics.csv', buffer.getvalue())
     summary = {'name': config.name, 'variant': config.variant, 'preset': config.preset, 'data_root': config.data_root,
                'steps': trainer.step, 'epochs': round(trainer.step / trainer.steps_per_epoch, 2),
                'parameters_g': count_parameters(trainer.generator),
@@ -491,12 +614,14 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                'train_minutes': round(trainer.train_seconds / 60, 2), 'total_steps': trainer.total_steps,
                'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
                'unavailable': result.unavailable, 'hardware': hardware_info(trainer.device)}
-    atomic_write_json(trainer.run_dir / 'summary.json', summary)
+    with write_guard(trainer.run_dir / 'summary.json'): atomic_write_json(trainer.run_dir / 'summary.json', summary)
     return summary
 
 # %% ../nbs/08_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:
     if world_size > 1: torch.distributed.barrier()
+
+STOP_NAMES = tuple(signum.name for signum in STOP_SIGNALS)   # RunResult.stopped_by of a run a signal stopped
 
 def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
           evaluate: bool = True, progress: bool = True, device=None, pretrained: bool = True,
@@ -511,14 +636,25 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
         if not trainer.checkpoint_path.is_file():
             raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
         trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
+        trainer.remove_stale_temporaries()
+    trainer.preflight(evaluate)
     info = {'parameters_g': count_parameters(trainer.generator), 'parameters_d': count_parameters(trainer.discriminator),
             'steps_per_epoch': trainer.steps_per_epoch, 'total_steps': trainer.total_steps, 'processes': world_size,
             'hardware': hardware_info(trainer.device)}
-    if rank == 0: atomic_write_json(run_dir / 'run_info.json', info)
-    result = trainer.fit(progress=progress)
-    if rank == 0:
-        atomic_write_json(run_dir / 'run_info.json', {**info, 'wall_seconds': round(result.wall_seconds, 1), 'steps': result.steps})
-        if evaluate: result.summary = evaluate_run(trainer, progress=progress)
+    try:
+        if rank == 0:
+            with write_guard(run_dir / 'run_info.json'): atomic_write_json(run_dir / 'run_info.json', info)
+        result = trainer.fit(progress=progress)
+        if rank == 0:
+            with write_guard(run_dir / 'run_info.json'):
+                atomic_write_json(run_dir / 'run_info.json', {**info, 'wall_seconds': round(result.wall_seconds, 1), 'steps': result.steps})
+            if result.stopped_by in STOP_NAMES:
+                print(f'{config.name}: {result.stopped_by} stopped training at step {trainer.step} of {trainer.total_steps}; '
+                      f'checkpoint {trainer.checkpoint_path}; resume with: '
+                      f'{resume_command(config, run_dir, world_size, evaluate)}', flush=True)
+            elif evaluate: result.summary = evaluate_run(trainer, progress=progress)
+    except WriteFailed as err:
+        raise MostNetError(f'{err}; {trainer.recovery_note(evaluate)}') from err
     _barrier(world_size)
     return result
 
@@ -560,6 +696,7 @@ def train_cli(argv: list[str] | None = None) -> int:
                            rank=rank, world_size=world_size)
         finally:
             shutdown_distributed()
+    if result.stopped_by in STOP_NAMES: return 128 + signal.Signals[result.stopped_by].value   # the shell's convention: 130, 143
     if rank == 0:
         print(f'{config.name}: {result.steps} steps in {result.wall_seconds:.0f} s on {world_size} process(es) -> {result.run_dir}')
         for row in (result.summary or {}).get('metrics', []): print('  ', row)
