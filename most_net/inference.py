@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .cli import is_out_of_memory, release_cached_memory, write_guard
 from .core import MostNetError, atomic_write_bytes, atomic_write_json, get_device, repo_root, resolve_path
 from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tensor
 from .networks import ModelConfig, build_generator
@@ -539,10 +540,25 @@ class Sketcher:
         return [postprocess_prediction(fake, prediction_meta(self.image_size, self.resize)) for fake in fakes]
 
     def predict(self, photos: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time."
-        sketches = []
-        for start in range(0, len(photos), batch_size):
-            sketches += self.postprocess(self.generate(self.preprocess(photos[start:start + batch_size])))
+        "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1 before giving up."
+        asked, sketches, start = batch_size, [], 0
+        batch_size = min(batch_size, getattr(self, 'fitting_batch_size', None) or batch_size)   # a size that ran out once is not retried
+        while start < len(photos):
+            chunk = photos[start:start + batch_size]
+            try: fakes = self.generate(self.preprocess(chunk))
+            except RuntimeError as err:
+                if not is_out_of_memory(err): raise
+                release_cached_memory()
+                if len(chunk) == 1:
+                    raise MostNetError(f'out of memory on {self.device} even one face at a time ({self.image_size} x {self.image_size} px; '
+                                       f'batch size {asked} halved down to 1): free memory on {self.device} or sketch on the CPU '
+                                       '(--device cpu)') from err
+                batch_size = self.fitting_batch_size = max(1, len(chunk) // 2)
+                print(f'sketch: out of memory on {self.device} with {len(chunk)} faces at a time ({self.image_size} px); '
+                      f'trying {batch_size} (a lower --batch-size avoids this)', file=sys.stderr)
+                continue
+            sketches += self.postprocess(fakes)
+            start += len(chunk)
         return sketches
 
     def sketch_tensor(self, photo: torch.Tensor) -> np.ndarray:
@@ -819,8 +835,9 @@ def sketch_cli(argv: list[str] | None = None) -> int:
         for path in these:
             if path.resolve() in inputs: raise MostNetError(f'{path} would overwrite an input photo: choose another --out-dir')
     for result, these in zip(results, paths):
-        atomic_write_bytes(these[0], _png_bytes(result.sketch))
-        if args.side_by_side: atomic_write_bytes(these[1], _png_bytes(result.side_by_side()))
+        with write_guard(these[0]): atomic_write_bytes(these[0], _png_bytes(result.sketch))
+        if args.side_by_side:
+            with write_guard(these[1]): atomic_write_bytes(these[1], _png_bytes(result.side_by_side()))
     guessed = [f'{r.source} (face {r.face_index})' for r in results if r.detection is not None and not r.detection.eyes_found]
     if guessed: print(f'eyes not found, aligned by the face box: {", ".join(guessed)}', file=sys.stderr)
     print(f'{len(results)} sketch(es) of {len(photos)} photo(s) -> {out_dir} ({sketcher.model_config.variant} from {sketcher.source})')
