@@ -22,8 +22,8 @@ import torch
 
 # %% auto #0
 __all__ = ['MostNetError', 'get_device', 'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'atomic_torch_save', 'repo_root', 'find_dataset', 'resolve_path', 'make_run_dir',
-           'hardware_info', 'describe_hardware']
+           'atomic_write_json', 'atomic_torch_save', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path',
+           'portable_text', 'make_run_dir', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
@@ -107,7 +107,7 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     raise MostNetError(f'no settings.ini at or above {here}: run from inside a most-net checkout')
 
 def find_dataset(name: str = 'CUFS', root: str | os.PathLike | None = None) -> Path | None:
-    "Folder of dataset `name` (canonical layout with pairs.csv), or None when it is nowhere to be found."
+    "Folder of dataset `name` (canonical layout with pairs.csv): `root`, `$MOST_NET_DATA`, `data/<name>`; None when absent."
     candidates = []
     if root is not None: candidates.append(Path(root))
     if os.environ.get('MOST_NET_DATA'):
@@ -115,18 +115,51 @@ def find_dataset(name: str = 'CUFS', root: str | os.PathLike | None = None) -> P
         candidates += [env / name, env]
     try: top = repo_root()
     except MostNetError: top = Path.cwd()
-    candidates += [top / 'data' / name, top.parent / 'shared' / 'data' / name]
+    candidates.append(top / 'data' / name)
     for folder in candidates:
         if (folder / 'pairs.csv').is_file(): return folder.resolve()
     return None
 
 # %% ../nbs/00_core.ipynb #e406c1c9
 def resolve_path(path: str | os.PathLike) -> Path:
-    "`path` as given when it exists or is absolute, else relative to the repository root."
-    path = Path(path).expanduser()
+    "`path` (with `~` and `$VARIABLES` expanded) as given when it exists or is absolute, else relative to the repository root."
+    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
     if path.is_absolute() or path.exists(): return path
     try: return repo_root() / path
     except MostNetError: return path
+
+# %% ../nbs/00_core.ipynb #2b469c3e
+def _portable_roots() -> list[tuple[str, str]]:
+    "(absolute folder, the name to write instead), longest folder first."
+    roots = []
+    for var in ('MOST_NET_DATA', 'MOST_NET_WEIGHTS'):
+        if os.environ.get(var): roots.append((os.environ[var], f'${var}'))
+    roots.append((torch.hub.get_dir(), '$TORCH_HOME/hub'))
+    try: roots.append((str(repo_root()), '.'))
+    except MostNetError: pass
+    expanded = []
+    for folder, name in roots:
+        for variant in {os.path.abspath(os.path.expanduser(folder)), str(Path(folder).expanduser().resolve())}:
+            if variant != os.sep: expanded.append((variant.rstrip(os.sep), name))
+    return sorted(expanded, key=lambda pair: -len(pair[0]))
+
+def portable_path(path: str | os.PathLike) -> str:
+    "`path` written to hold on any machine: under `$MOST_NET_DATA`, `$MOST_NET_WEIGHTS` or `$TORCH_HOME/hub` by that name, inside the checkout relative to it."
+    text = os.fspath(path)
+    if not os.path.isabs(os.path.expanduser(text)): return text
+    absolute = os.path.abspath(os.path.expanduser(text))
+    for folder, name in _portable_roots():
+        if absolute == folder: return name
+        if absolute.startswith(folder + os.sep):
+            rest = absolute[len(folder) + 1:]
+            return rest if name == '.' else f'{name}/{rest}'
+    return text
+
+def portable_text(text: str) -> str:
+    "`text` with every absolute path under a known folder (see `portable_path`) written portably."
+    for folder, name in _portable_roots():
+        text = re.sub(re.escape(folder) + r'(?![\w.-])', lambda _: name, text)
+    return text
 
 # %% ../nbs/00_core.ipynb #275c761f
 def make_run_dir(name: str | None = None, root: str | os.PathLike | None = None, exist_ok: bool = False) -> Path:
@@ -174,3 +207,10 @@ def describe_hardware(info: dict[str, Any] | None = None) -> str:
     info = info or hardware_info()
     where = info['gpu'] or f"{info['cpu']} ({info['cpu_cores']} cores)"
     return f"{where}, torch {info['torch']}"
+
+# %% ../nbs/00_core.ipynb #1a14b1cd
+def quiet_torch_logs() -> None:
+    "Silence kineto's profiler lines and cpp_extension's CUDA_HOME guess, which only add noise on a GPU-less machine."
+    import logging
+    os.environ.setdefault('KINETO_LOG_LEVEL', '6')
+    logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)

@@ -25,8 +25,8 @@ def repo() -> Path:
 
 @pytest.fixture(scope='session')
 def cufs_root() -> Path:
-    """The real CUFS dataset ($MOST_NET_DATA, data/CUFS or ../shared/data/CUFS); skips when absent."""
+    """The real CUFS dataset, found through $MOST_NET_DATA (or the checkout's data/CUFS); skips when absent."""
     root = find_dataset('CUFS')
     if root is None:
-        pytest.skip('CUFS not found: set $MOST_NET_DATA or put it in data/CUFS (see data/README.md)')
+        pytest.skip('CUFS not found: point $MOST_NET_DATA at it or put it in data/CUFS (see data/README.md)')
     return root

@@ -223,7 +223,7 @@ def test_lpips_backbone_renaming_fills_every_parameter(net):
     assert torch.equal(model.net.state_dict()[f'slice1.{first}'], features.state_dict()[first])
 
 
-def test_lpips_without_backbone_weights_is_reported_unavailable(monkeypatch, tmp_path):
+def test_lpips_without_backbone_weights_is_reported_unavailable(monkeypatch, tmp_path, offline):
     monkeypatch.setattr(weights_module, 'search_dirs', lambda: [tmp_path])
     sketch = _synthetic_sketch(6, (64, 64))
     result = evaluate_images([('a', 'all', sketch, _blur(sketch, 1))], progress=False)
@@ -323,7 +323,63 @@ def test_evaluate_cli_writes_csv_and_prints_summary(tmp_path):
 
 # ------------------------------------------------------------------------------------------ weights
 
-def test_missing_weights_message_names_file_places_and_command(monkeypatch, tmp_path):
+@pytest.fixture
+def offline(monkeypatch):
+    "torch's download as on a machine without internet, whatever this machine's network (no test downloads gigabytes)."
+    def unreachable(url, *args, **kwargs): raise OSError(f'<urlopen error [Errno -2] Name or service not known> ({url})')
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', unreachable)
+    monkeypatch.setattr(weights_module, '_FAILED_DOWNLOADS', {})
+
+
+def _network_reachable(host: str = 'download.pytorch.org') -> bool:
+    import socket
+    try:
+        with socket.create_connection((host, 443), timeout=3): return True
+    except OSError: return False
+
+
+def test_offline_download_fails_fast_with_clear_error(monkeypatch, tmp_path):
+    "The real download attempt on a machine without internet: fails within seconds, and the error says what to do."
+    if _network_reachable(): pytest.skip('the network is reachable here: the offline path cannot be observed')
+    import time
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.delenv('MOST_NET_WEIGHTS', raising=False)
+    monkeypatch.setattr(weights_module, '_FAILED_DOWNLOADS', {})
+    started = time.perf_counter()
+    with pytest.raises(MostNetError) as caught: find_weights('alexnet')
+    assert time.perf_counter() - started < 3 * weights_module.DOWNLOAD_TIMEOUT
+    message = str(caught.value)
+    assert 'Downloading https://download.pytorch.org/models/alexnet-owt-7be5be79.pth failed' in message
+    assert str(tmp_path / 'torch' / 'hub' / 'checkpoints') in message and '$MOST_NET_WEIGHTS' in message
+    started = time.perf_counter()
+    with pytest.raises(MostNetError, match='failed'): load_backbone('alexnet')   # remembered: no second attempt
+    assert time.perf_counter() - started < 1
+    assert 'not found' in available_backbones()['alexnet']                     # a report never downloads
+
+
+def test_missing_file_is_downloaded_with_torch_hash_check(monkeypatch, tmp_path):
+    "The online path: torch's hash-checked download is asked for torchvision's file, into the torch cache, then used."
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.delenv('MOST_NET_WEIGHTS', raising=False)
+    monkeypatch.setattr(weights_module, '_FAILED_DOWNLOADS', {})
+    calls = []
+    def fake_download(url, model_dir, check_hash, **kwargs):
+        calls.append((url, Path(model_dir), check_hash))
+        torch.save({'features.0.weight': torch.ones(1)}, Path(model_dir) / Path(url).name)
+        return {}
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', fake_download)
+    # the stand-in file is not AlexNet, so the hash check of find_weights refuses it; the request itself is right
+    monkeypatch.setattr(weights_module, '_match', lambda name, path: weights_module.KNOWN_FILES[name][0])
+    (tmp_path / 'torch' / 'hub' / 'checkpoints').mkdir(parents=True)
+    cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
+    assert find_weights('alexnet') == cache / 'alexnet-owt-7be5be79.pth'
+    assert calls == [('https://download.pytorch.org/models/alexnet-owt-7be5be79.pth', cache, True)]
+    assert find_weights('alexnet') == cache / 'alexnet-owt-7be5be79.pth' and len(calls) == 1   # found, not fetched again
+    with pytest.raises(MostNetError, match='not found'): find_weights('vgg16', path=tmp_path / 'nowhere')
+    assert len(calls) == 1                                                                       # explicit paths never download
+
+
+def test_missing_weights_message_names_file_places_and_command(monkeypatch, tmp_path, offline):
     monkeypatch.setenv('MOST_NET_WEIGHTS', str(tmp_path / 'mine'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     if not isinstance(available_backbones()['vgg19'], str): pytest.skip('VGG-19 weights are present here')
@@ -336,7 +392,7 @@ def test_missing_weights_message_names_file_places_and_command(monkeypatch, tmp_
     with pytest.raises(MostNetError, match='vgg19-dcbb9e9d.pth'): GeneratorLoss(LossConfig(perceptual_net='vgg19'))
 
 
-def test_hash_mismatch_is_an_error(monkeypatch, tmp_path):
+def test_hash_mismatch_is_an_error(monkeypatch, tmp_path, offline):
     monkeypatch.setenv('MOST_NET_WEIGHTS', str(tmp_path))
     torch.save({'features.0.weight': torch.zeros(1)}, tmp_path / 'alexnet-owt-7be5be79.pth')
     with pytest.raises(MostNetError, match='does not match the expected prefix 7be5be79'): find_weights('alexnet')
@@ -353,19 +409,20 @@ def test_random_weights_only_when_asked():
 
 
 @needs_squeeze
-def test_search_order_env_then_torch_cache_then_shared(monkeypatch, tmp_path):
-    shared = Path(SQUEEZE)
+def test_search_order_env_then_torch_cache(monkeypatch, tmp_path):
+    found = Path(SQUEEZE)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.delenv('MOST_NET_WEIGHTS', raising=False)
     cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
     cache.mkdir(parents=True)
-    shutil.copy(shared, cache / shared.name)
-    assert find_weights('squeezenet1_1') == cache / shared.name
+    shutil.copy(found, cache / found.name)
+    assert find_weights('squeezenet1_1') == cache / found.name
     (tmp_path / 'env').mkdir()
-    shutil.copy(shared, tmp_path / 'env' / shared.name)
+    shutil.copy(found, tmp_path / 'env' / found.name)
     monkeypatch.setenv('MOST_NET_WEIGHTS', str(tmp_path / 'env'))
-    assert find_weights('squeezenet1_1') == tmp_path / 'env' / shared.name
-    reference = torch.load(shared, weights_only=True)
+    assert find_weights('squeezenet1_1') == tmp_path / 'env' / found.name
+    assert weights_module.search_dirs() == [tmp_path / 'env', cache]          # no other folder: no machine layout
+    reference = torch.load(found, weights_only=True)
     loaded = load_backbone('squeezenet1_1')
     assert torch.equal(loaded[12].expand3x3.weight, reference['12.expand3x3.weight'])
 
