@@ -24,7 +24,7 @@ import torch.nn as nn
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .cli import is_out_of_memory, release_cached_memory, write_guard
-from .core import MostNetError, atomic_write_bytes, atomic_write_json, get_device, repo_root, resolve_path
+from .core import MostNetError, atomic_write_bytes, atomic_write_json, get_device, portable_path, repo_root, resolve_path
 from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tensor
 from .networks import ModelConfig, build_generator
 
@@ -522,7 +522,7 @@ class Sketcher:
 
     def __repr__(self) -> str:
         return (f'Sketcher({self.model_config.variant}, {self.image_size} px {"resized" if self.resize else "padded"}, '
-                f'{self.device}, from {self.source})')
+                f'{self.device}, from {portable_path(self.source)})')
 
     # -- the generator on prepared faces ---------------------------------------------------------------
     def preprocess(self, photos: Sequence[np.ndarray]) -> torch.Tensor:
