@@ -29,7 +29,7 @@ from fastcore.basics import patch
 from PIL import Image
 
 from .core import (MostNetError, atomic_torch_save, atomic_write_bytes, atomic_write_json,
-                           atomic_write_text, get_device, hardware_info, make_run_dir, repo_root, resolve_path,
+                           atomic_write_text, get_device, hardware_info, make_run_dir, portable_path, repo_root, resolve_path,
                            seed_everything)
 from .cli import WriteFailed, format_bytes, is_out_of_memory, preflight_folder, write_guard
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
@@ -50,7 +50,7 @@ LR_POLICIES = ('constant', 'linear')
 
 @dataclass
 class TrainConfig:
-    "Every hyperparameter of a training run (paper section IV-A; DESIGN.md sections 3-4 where it is silent)."
+    "Every hyperparameter of a training run (paper section IV-A; where it is silent, our reading in nbs/index.ipynb)."
     name: str = 'most_net'
     variant: str = 'most_net'
     preset: str = 'paper'
@@ -81,7 +81,7 @@ class TrainConfig:
     perceptual_distance: str = 'mse'     # 'mse' (paper) | 'unit' (LPIPS-style unit-normalised features)
     weights_path: str | None = None
     baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared'
-    # model (DESIGN.md section 4)
+    # model (our defaults: nbs/index.ipynb, "Defaults where the paper is silent")
     base_channels: int = 64
     feature_channels: int = 256
     encoder_blocks: int = 3
@@ -412,7 +412,7 @@ class Trainer:
         seconds_before = self.train_seconds
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with write_guard(self.run_dir / 'config.json'): atomic_write_json(self.run_dir / 'config.json', self.config.to_dict())
+            with write_guard(self.run_dir / 'config.json'): atomic_write_json(self.run_dir / 'config.json', {**self.config.to_dict(), 'data_root': portable_path(self.config.data_root)})
         sums: dict[str, torch.Tensor] = {}
         count, last_logged = 0, {}
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
@@ -605,7 +605,7 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     result = evaluate_images(items, metrics=config.metrics, device=trainer.device, progress=progress)
     buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
     with write_guard(trainer.run_dir / 'metrics.csv'): atomic_write_text(trainer.run_dir / 'metrics.csv', buffer.getvalue())
-    summary = {'name': config.name, 'variant': config.variant, 'preset': config.preset, 'data_root': config.data_root,
+    summary = {'name': config.name, 'variant': config.variant, 'preset': config.preset, 'data_root': portable_path(config.data_root),
                'steps': trainer.step, 'epochs': round(trainer.step / trainer.steps_per_epoch, 2),
                'parameters_g': count_parameters(trainer.generator),
                'batch_size': config.batch_size, 'image_size': config.image_size,
