@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .core import MostNetError
 
@@ -81,6 +82,7 @@ class MemoryDictionary(nn.Module):
         return range(0, rows, self.read_chunk)
 
 # %% ../nbs/02_memory.ipynb #f11f9ba3
+@patch
 @torch.no_grad()
 def _nearest_entries(self: MemoryDictionary, slots: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     "Index of the table row with the highest cosine to each slot, computed `read_chunk` rows at a time."
@@ -89,19 +91,18 @@ def _nearest_entries(self: MemoryDictionary, slots: torch.Tensor, table: torch.T
     return torch.cat([(slots[start:start + self.read_chunk] @ directions).argmax(dim=1)
                       for start in self._chunks(slots.shape[0])])
 
+@patch
 @torch.no_grad()
-def _assignments(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
+def assignments(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
     "The key (top-1 cosine) each photo slot is matched to, as a (N,) long tensor."
     self._check_slots(photo_slots, 'photo_slots')
     with full_precision(photo_slots.device):
         return self._nearest_entries(photo_slots, self.keys)
 
-MemoryDictionary._nearest_entries = _nearest_entries
-MemoryDictionary.assignments = _assignments
-
 # %% ../nbs/02_memory.ipynb #c6e1ae4c
+@patch
 @torch.no_grad()
-def _update_statistics(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor
+def update_statistics(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     "Per-entry sums (K x C) and counts (K) of the photo slots matched to each key and the sketch slots matched to each value."
     self._check_slots(photo_slots, 'photo_slots')
@@ -116,6 +117,7 @@ def _update_statistics(self: MemoryDictionary, photo_slots: torch.Tensor, sketch
             out += [sums, counts]
     return tuple(out)
 
+@patch
 def _moved_entries(self: MemoryDictionary, table: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
                    renormalise: bool) -> torch.Tensor:
     "The table after one EMA step of every entry with a positive count towards the mean of its slots."
@@ -126,8 +128,9 @@ def _moved_entries(self: MemoryDictionary, table: torch.Tensor, sums: torch.Tens
     if renormalise: moved = F.normalize(moved, dim=1)
     return torch.where((counts > 0).unsqueeze(1), moved, table)
 
+@patch
 @torch.no_grad()
-def _apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: torch.Tensor,
+def apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: torch.Tensor,
                   value_sums: torch.Tensor, value_counts: torch.Tensor) -> None:
     "Move every matched key and value one EMA step towards the mean of its slots; count the matches."
     with full_precision(self.keys.device):
@@ -137,24 +140,22 @@ def _apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: to
         self.value_usage.add_(value_counts.round().long())
         self.update_steps.add_(1)
 
+@patch
 @torch.no_grad()
-def _update(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> None:
+def update(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> None:
     "One training update of the memory (paper eq. 5-6): statistics, optional all-reduce, EMA."
     statistics = self.update_statistics(photo_slots, sketch_slots)
     if self.statistics_reducer is not None: statistics = self.statistics_reducer(statistics)
     self.apply_update(*statistics)
 
-MemoryDictionary.update_statistics = _update_statistics
-MemoryDictionary._moved_entries = _moved_entries
-MemoryDictionary.apply_update = _apply_update
-MemoryDictionary.update = _update
-
 # %% ../nbs/02_memory.ipynb #41c0d86f
+@patch
 def _attention(self: MemoryDictionary, slots: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     "softmax over entries of cos(slot, entry) / temperature, for one chunk of slots; `directions` are the unit entries, C x K."
     return torch.softmax((F.normalize(slots, dim=1) @ directions) / self.temperature, dim=1)
 
-def _read(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
+@patch
+def read(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
     "Attentive read (paper eq. 7-8): r_j = sum_i softmax_i(cos(q_j, k_i)/tau) v_i, in the slots' dtype."
     self._check_slots(photo_slots, 'photo_slots')
     with full_precision(photo_slots.device):
@@ -165,11 +166,9 @@ def _read(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
                           for start in self._chunks(queries.shape[0])])
     return read.to(photo_slots.dtype)
 
-MemoryDictionary._attention = _attention
-MemoryDictionary.read = _read
-
 # %% ../nbs/02_memory.ipynb #83eeb9f4
-def _read_with_refinement(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor | None
+@patch
+def read_with_refinement(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor | None
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
     "The read of `photo_slots` and, when `sketch_slots` is given, the MR loss, sharing the photo slots' attention."
     self._check_slots(photo_slots, 'photo_slots')
@@ -194,9 +193,7 @@ def _read_with_refinement(self: MemoryDictionary, photo_slots: torch.Tensor, ske
         loss = torch.stack(distances).sum() / queries.shape[0] if sketch_slots is not None else None
     return read, loss
 
-def _refinement_loss(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> torch.Tensor:
+@patch
+def refinement_loss(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> torch.Tensor:
     "The MR loss (paper eq. 13-14): mean over positions of |softmax(cos(q, K)/tau) - softmax(cos(s, V)/tau)|_1; fp32 scalar."
     return self.read_with_refinement(photo_slots, sketch_slots)[1]
-
-MemoryDictionary.read_with_refinement = _read_with_refinement
-MemoryDictionary.refinement_loss = _refinement_loss

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import MostNetError, atomic_write_text, get_device, resolve_path
+from .core import MostNetError, atomic_write_text, get_device, portable_text, resolve_path
 from .weights import find_weights, load_backbone
 
 # %% auto #0
@@ -166,7 +166,7 @@ def _unavailable(metrics: list[str]) -> dict[str, str]:
     for metric in metrics:
         if metric.startswith('lpips_'):
             try: find_weights(LPIPS_BACKBONES[metric[len('lpips_'):]])
-            except MostNetError as err: reasons[metric] = f'backbone weights unavailable: {err}'
+            except MostNetError as err: reasons[metric] = f'backbone weights unavailable: {portable_text(str(err))}'
     return reasons
 
 # %% ../nbs/07_metrics.ipynb #ffab13a1

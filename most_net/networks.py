@@ -29,7 +29,7 @@ DECODER_UPSAMPLES = ('transposed', 'nearest')
 
 @dataclass
 class ModelConfig:
-    "Architecture of the generator and discriminator (paper section III-A; DESIGN.md section 4 where it is silent)."
+    "Architecture of the generator and discriminator (paper section III-A; where it is silent, our defaults in nbs/index.ipynb)."
     variant: str = 'most_net'          # most_net | most_net_no_mr | pix2pix | most_net_no_memory
     in_channels: int = 3               # photo
     out_channels: int = 1              # sketch

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import MostNetError, atomic_write_text, describe_hardware, repo_root
+from .core import MostNetError, atomic_write_text, describe_hardware, portable_path, portable_text, repo_root
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'DATA_TERMS',
@@ -129,7 +129,7 @@ def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     out_dir = resolve_path(out_dir)
     buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
     atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
-    summary = {'name': 'floor', 'variant': 'floor', 'preset': 'none', 'data_root': str(data_root),
+    summary = {'name': 'floor', 'variant': 'floor', 'preset': 'none', 'data_root': portable_path(data_root),
                'steps': 0, 'epochs': 0, 'parameters_g': 0, 'batch_size': None, 'image_size': None,
                'perceptual': 'no model',
                'method': "the test photo converted to grey (PIL 'L') at its original size, scored as the sketch",
@@ -240,10 +240,8 @@ def _ci_cell(row: pd.Series) -> str:
 
 # %% ../nbs/11_reports.ipynb #11907493
 def _display_path(path: str | os.PathLike) -> str:
-    "`path` relative to the checkout when it lies inside it, so committed tables do not name one machine's folders."
-    path = Path(path).resolve()
-    try: return str(path.relative_to(repo_root(path.parent)))
-    except (MostNetError, ValueError): return str(path)
+    "`path` relative to the checkout, or named by its environment variable, so committed tables do not name one machine's folders."
+    return portable_path(Path(path).resolve())
 
 def _notes(summaries: dict[str, dict]) -> list[str]:
     "One budget line per run, then each unavailable metric once, with the runs it concerns and why."
@@ -253,7 +251,7 @@ def _notes(summaries: dict[str, dict]) -> list[str]:
         for metric, reason in summary.get('unavailable', {}).items(): missing.setdefault((metric, reason), []).append(label)
     for (metric, reason), labels in missing.items():
         who = 'every run' if len(labels) == len(summaries) else ', '.join(labels)
-        notes.append(f'{metric} not computed for {who}: {reason}')
+        notes.append(f'{metric} not computed for {who}: {portable_text(reason)}')
     return notes
 
 def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None,
@@ -347,11 +345,11 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
                          'num_slots', 'perceptual_net', 'perceptual_distance', 'decoder_upsample', 'lr_policy', 'lr_g', 'lr_d',
                          'max_minutes', 'seed') if key in config)
     checksums = '\n'.join(f'| `{name}` | `{digest}` |' for name, digest in release_checksums(release_path).items())
-    unavailable = '; '.join(f'{metric}: {reason}' for metric, reason in summary.get('unavailable', {}).items())
+    unavailable = '; '.join(f'{metric}: {portable_text(reason)}' for metric, reason in summary.get('unavailable', {}).items())
     lines = [f'# {release_path.name.split(".")[0]}: MOST-Net generator for face sketch synthesis', '',
              f"A MOST-Net generator ({summary['parameters_g'] / 1e6:.2f} M parameters, stored in fp16) that turns an aligned "
              f"face photo into a sketch. Load it with `most_net.Sketcher()` (no argument) or `most-net sketch photo.jpg`.", '',
-             '## Data', '', f"Trained on the {summary['data_root']} training split{_split_counts(summary['data_root'])}, "
+             '## Data', '', f"Trained on the {portable_path(summary['data_root'])} training split{_split_counts(summary['data_root'])}, "
              f"evaluated on its {summary['test_images']} test pairs.", '',
              '## Budget and hardware', '', f'- {budget(summary)}', f"- stopped by: {summary.get('stopped_by', 'steps')}",
              f"- settings: {settings}", '- **Reduced budget**: the paper trains 1000+ epochs with VGG-19 losses on a GPU; '
