@@ -590,11 +590,13 @@ class Sketcher:
                 prepared.append((name, face_index, face))
         sketches = []
         bar = tqdm(total=len(prepared), desc='sketching', unit='face', disable=not progress or len(prepared) < 2)
-        for start in range(0, len(prepared), batch_size):
-            chunk = [face.photo for _, _, face in prepared[start:start + batch_size]]
-            sketches += self.predict(chunk, batch_size=batch_size)
-            bar.update(len(chunk))
-        bar.close()
+        try:
+            for start in range(0, len(prepared), batch_size):
+                chunk = [face.photo for _, _, face in prepared[start:start + batch_size]]
+                sketches += self.predict(chunk, batch_size=batch_size)
+                bar.update(len(chunk))
+        finally:
+            bar.close()   # before an error's one line, not after it
         return [SketchResult(name, face_index, Image.fromarray(face.photo), Image.fromarray(sketch, 'L'), face.detection)
                 for (name, face_index, face), sketch in zip(prepared, sketches)]
 
