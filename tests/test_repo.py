@@ -55,3 +55,21 @@ def test_console_script_help():
     assert script.is_file(), 'the most-net console script is not installed: pip install -e .'
     result = subprocess.run([str(script), '--help'], capture_output=True, text=True)
     assert result.returncode == 0 and 'usage: most-net' in result.stdout
+
+
+_OUTSIDE = re.compile(r'DESIGN\.md|\.\./shared|(?<![\w.$])/(?:work|root|home)/')
+
+
+def test_no_reference_points_outside_the_repository(repo):
+    "Docs, code, notebooks (their outputs too) and committed results name only the checkout, `$MOST_NET_DATA`, "
+    "`$MOST_NET_WEIGHTS` and `$TORCH_HOME`; only the CI script may know the CI machine's layout."
+    tracked = subprocess.run(['git', 'ls-files'], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    allowed = {'.ci/run', 'tests/test_repo.py'}
+    offenders = []
+    for name in tracked:
+        path = repo / name
+        if name in allowed or not path.is_file() or path.suffix in ('.png', '.jpg', '.safetensors', '.pt', '.pth'): continue
+        try: text = path.read_text(encoding='utf-8')
+        except UnicodeDecodeError: continue
+        offenders += [f'{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}' for m in _OUTSIDE.finditer(text)]
+    assert not offenders, 'references outside the repository:\n' + '\n'.join(offenders[:20])
