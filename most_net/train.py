@@ -29,8 +29,8 @@ from fastcore.basics import patch
 from PIL import Image
 
 from .core import (MostNetError, atomic_torch_save, atomic_write_bytes, atomic_write_json,
-                           atomic_write_text, get_device, hardware_info, make_run_dir, portable_path, repo_root, resolve_path,
-                           seed_everything)
+                           atomic_write_text, get_device, hardware_info, make_run_dir, portable_path, quiet_torch_logs, repo_root,
+                           resolve_path, seed_everything)
 from .cli import WriteFailed, format_bytes, is_out_of_memory, preflight_folder, write_guard
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
 from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
@@ -263,6 +263,7 @@ class Trainer:
         if world_size > 1:
             self._g_train, self._d_train = wrap_for_distributed(self.generator, self.discriminator, self.device)
         if config.compile:
+            quiet_torch_logs()
             self._g_train, self._d_train = torch.compile(self._g_train), torch.compile(self._d_train)
         # the generator's update only needs gradients through D, not D's gradient all-reduce
         self._d_for_g = self._d_train if world_size == 1 else self.discriminator
@@ -623,6 +624,10 @@ def _barrier(world_size: int) -> None:
 
 STOP_NAMES = tuple(signum.name for signum in STOP_SIGNALS)   # RunResult.stopped_by of a run a signal stopped
 
+def _in_ipython() -> bool:
+    "Whether this runs in an IPython shell or Jupyter kernel (where Ctrl-C / 'interrupt kernel' must stop the cells after it too)."
+    return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)() is not None
+
 def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
           evaluate: bool = True, progress: bool = True, device=None, pretrained: bool = True,
           rank: int = 0, world_size: int = 1, **overrides) -> RunResult:
@@ -656,6 +661,8 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
     except WriteFailed as err:
         raise MostNetError(f'{err}; {trainer.recovery_note(evaluate)}') from err
     _barrier(world_size)
+    if result.stopped_by == 'SIGINT' and _in_ipython():   # saved and said; now stop "Run all" as an interrupt does
+        raise KeyboardInterrupt(f'training interrupted at step {trainer.step}; {trainer.checkpoint_path} is saved')
     return result
 
 # %% ../nbs/08_train.ipynb #39ad87ed
