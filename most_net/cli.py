@@ -99,9 +99,9 @@ def release_cached_memory() -> None:
 
 # %% ../nbs/20_cli.ipynb #c2ae38bb
 def preflight_folder(folder: str | os.PathLike, need_bytes: int, what: str, fix: str) -> Path:
-    "Fail early, in one line, when `folder` cannot be written or its disk has less than `need_bytes` free for `what`."
+    "Fail early, in one line, when `folder` cannot be written or its disk has less than `need_bytes` free for `what` (then: `fix`)."
     folder = Path(folder)
-    with write_guard(folder, fix):
+    with write_guard(folder):
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix='.most-net-write-check.'): pass
     free = free_bytes(folder)

@@ -326,7 +326,7 @@ def test_preflight_refuses_an_unwritable_run_folder(tmp_path, monkeypatch, capsy
     status = main(['train', '--preset', 'tiny', '--max-steps', '2', '--device', 'cpu', '--run-dir', str(tmp_path / 'run')])
     assert status == 1
     assert _error_line(capsys.readouterr().err) == (f'most-net train: error: cannot write {tmp_path}/run: permission denied; '
-                                                    'free space on that disk or choose another --run-dir')
+                                                    'make the folder writable (chmod u+w) or write to another folder')
 
 
 # -- out of memory -----------------------------------------------------------------------------------------------------
