@@ -92,23 +92,21 @@ def _nearest_entries(self: MemoryDictionary, slots: torch.Tensor, table: torch.T
                       for start in self._chunks(slots.shape[0])])
 
 @patch
-@torch.no_grad()
 def assignments(self: MemoryDictionary, photo_slots: torch.Tensor) -> torch.Tensor:
     "The key (top-1 cosine) each photo slot is matched to, as a (N,) long tensor."
     self._check_slots(photo_slots, 'photo_slots')
-    with full_precision(photo_slots.device):
+    with torch.no_grad(), full_precision(photo_slots.device):
         return self._nearest_entries(photo_slots, self.keys)
 
 # %% ../nbs/02_memory.ipynb #c6e1ae4c
 @patch
-@torch.no_grad()
 def update_statistics(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     "Per-entry sums (K x C) and counts (K) of the photo slots matched to each key and the sketch slots matched to each value."
     self._check_slots(photo_slots, 'photo_slots')
     self._check_slots(sketch_slots, 'sketch_slots')
     out = []
-    with full_precision(photo_slots.device):
+    with torch.no_grad(), full_precision(photo_slots.device):
         for slots, table in ((photo_slots, self.keys), (sketch_slots, self.values)):
             slots = slots.detach().float()
             index = self._nearest_entries(slots, table)
@@ -129,11 +127,10 @@ def _moved_entries(self: MemoryDictionary, table: torch.Tensor, sums: torch.Tens
     return torch.where((counts > 0).unsqueeze(1), moved, table)
 
 @patch
-@torch.no_grad()
 def apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: torch.Tensor,
                   value_sums: torch.Tensor, value_counts: torch.Tensor) -> None:
     "Move every matched key and value one EMA step towards the mean of its slots; count the matches."
-    with full_precision(self.keys.device):
+    with torch.no_grad(), full_precision(self.keys.device):
         self.keys.copy_(self._moved_entries(self.keys, key_sums, key_counts, self.renormalise_keys))
         self.values.copy_(self._moved_entries(self.values, value_sums, value_counts, False))
         self.key_usage.add_(key_counts.round().long())
@@ -141,9 +138,8 @@ def apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: tor
         self.update_steps.add_(1)
 
 @patch
-@torch.no_grad()
 def update(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> None:
-    "One training update of the memory (paper eq. 5-6): statistics, optional all-reduce, EMA."
+    "One training update of the memory (paper eq. 5-6): statistics, optional all-reduce, EMA; no gradient flows through any of them."
     statistics = self.update_statistics(photo_slots, sketch_slots)
     if self.statistics_reducer is not None: statistics = self.statistics_reducer(statistics)
     self.apply_update(*statistics)
