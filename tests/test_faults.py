@@ -35,8 +35,17 @@ OPTIONS = ['--preset', 'tiny', '--name', 'faults', '--max-steps', str(STEPS), '-
 
 
 def _env() -> dict[str, str]:
-    # the same thread count as this process: the reference runs here, and CPU kernels may sum differently with more threads
-    return {**os.environ, 'OMP_NUM_THREADS': str(torch.get_num_threads()), 'MKL_NUM_THREADS': str(torch.get_num_threads())}
+    # one thread, as in this process (below): CPU kernels may sum in another order with another thread count
+    return {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    "Train here with the children's thread count, so that runs split between this process and a child compare bit for bit."
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
