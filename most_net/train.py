@@ -38,10 +38,10 @@ from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'PREDICTION_BYTES',
-           'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision', 'autocast_context', 'load_checkpoint',
-           'open_split', 'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run', 'train',
-           'train_cli']
+__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS',
+           'PREDICTION_BYTES', 'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision', 'autocast_context',
+           'load_checkpoint', 'open_split', 'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run',
+           'train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
@@ -469,14 +469,18 @@ class Trainer:
 
 # %% ../nbs/08_train.ipynb #820630cd
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_SECONDS = 1.0   # a signal again within this is the same request arriving twice (directly and forwarded by torchrun)
 
 @patch
 def catch_stop_signals(self: Trainer) -> Callable[[], None]:
-    "Make SIGINT and SIGTERM ask the loop to stop after the current step (a second one stops at once); returns the undo."
+    "Make SIGINT and SIGTERM ask the loop to stop after the current step (Ctrl-C again stops at once); returns the undo."
     if threading.current_thread() is not threading.main_thread(): return lambda: None   # only the main thread may handle signals
+    first_at = None
     def request_stop(signum, frame):
-        if self.stop_signal is not None: raise KeyboardInterrupt   # asked twice: stop now (last.pt is whole: writes are atomic)
-        self.stop_signal = signum
+        nonlocal first_at
+        if self.stop_signal is None: self.stop_signal, first_at = signum, time.monotonic()
+        elif signum == signal.SIGINT and first_at is not None and time.monotonic() - first_at > REPEAT_SECONDS:
+            raise KeyboardInterrupt   # Ctrl-C again: stop now (last.pt is whole: writes are atomic)
     previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
     def restore() -> None:
         for signum, handler in previous.items(): signal.signal(signum, signal.SIG_DFL if handler is None else handler)

@@ -109,12 +109,14 @@ def test_sigterm_checkpoints_the_current_step_and_resumes_to_the_same_weights(tm
     _assert_same_weights(run_dir, reference_run)
 
 
-def _signal_in_step(monkeypatch, step: int, *signals: int) -> None:
-    "Send this process `signals` in the middle of training step `step + 1`, as a terminal or a cluster would."
+def _signal_in_step(monkeypatch, step: int, *signals: int, pause: float = 0.0) -> None:
+    "Send this process `signals` in the middle of training step `step + 1`, `pause` seconds apart, as a terminal or a cluster would."
     real_step = Trainer.train_step
     def step_then_signal(self, *batch):
         if self.step == step:
-            for signum in signals: os.kill(os.getpid(), signum)
+            for index, signum in enumerate(signals):
+                if index: time.sleep(pause)
+                os.kill(os.getpid(), signum)
         return real_step(self, *batch)
     monkeypatch.setattr(Trainer, 'train_step', step_then_signal)
 
@@ -133,13 +135,22 @@ def test_sigint_as_ctrl_c_checkpoints_the_step_and_exits_130(tmp_path, monkeypat
     _assert_same_weights(run_dir, reference_run)
 
 
-def test_a_second_signal_stops_at_once_and_leaves_a_whole_checkpoint(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_pressed_again_stops_at_once_and_leaves_a_whole_checkpoint(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / 'run'
-    _signal_in_step(monkeypatch, 4, signal.SIGTERM, signal.SIGTERM)
+    _signal_in_step(monkeypatch, 4, signal.SIGINT, signal.SIGINT, pause=1.5)
     assert main(['train', *OPTIONS, '--checkpoint-every', '2', '--run-dir', str(run_dir), '--no-evaluate']) == 130
     assert _error_line(capsys.readouterr().err) == 'most-net train: interrupted'
     assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 4 and not _temporaries(run_dir)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_signal_arriving_twice_at_once_is_one_request(tmp_path, monkeypatch, capsys):
+    "A scheduler signalling the whole job reaches a torchrun worker directly and again through torchrun: still a checkpoint."
+    run_dir = tmp_path / 'run'
+    _signal_in_step(monkeypatch, 4, signal.SIGTERM, signal.SIGTERM, signal.SIGINT)
+    assert main(['train', *OPTIONS, '--run-dir', str(run_dir), '--no-evaluate']) == 143
+    assert capsys.readouterr().out.startswith(f'faults: SIGTERM stopped training at step 5 of {STEPS}; checkpoint ')
+    assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 5
 
 
 def _distributed_worker(rank: int, store: str, out: str) -> None:
