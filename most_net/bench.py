@@ -26,17 +26,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import MostNetError, atomic_write_text, find_dataset, get_device, hardware_info, repo_root
+from .core import MostNetError, atomic_write_text, find_dataset, get_device, hardware_info, quiet_torch_logs, repo_root
 from .memory import MemoryDictionary
 
 # %% auto #0
-__all__ = ['QUICK', 'CPU_STEP_SETTINGS', 'HARDWARE_COLUMNS', 'BENCHMARKS', 'synchronize', 'time_callable', 'peak_memory',
-           'BenchSettings', 'bench_settings', 'locate_cufs', 'FullMatrixMemory', 'memory_operations', 'naive_bytes',
-           'time_memory', 'bench_memory', 'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time',
+__all__ = ['QUICK', 'COLD_START_SCRIPT', 'CPU_STEP_SETTINGS', 'HARDWARE_COLUMNS', 'BENCHMARKS', 'synchronize', 'time_callable',
+           'peak_memory', 'BenchSettings', 'bench_settings', 'locate_cufs', 'FullMatrixMemory', 'memory_operations',
+           'naive_bytes', 'time_memory', 'bench_memory', 'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time',
            'memory_step_time', 'count_step', 'bench_training', 'aligned_photo', 'sketcher_latency', 'bench_inference',
-           'cufs_test_items', 'bench_metrics', 'paper_budget_steps', 'bench_grid', 'projection', 'dense_peak',
-           'apply_channels_last', 'step_parts', 'bench_cpu_step', 'write_bench_csv', 'plot_training', 'plot_memory',
-           'plot_metrics', 'save_figure', 'summarise_bench', 'run_benchmarks', 'parse_setting', 'bench_cli']
+           'cold_start', 'bench_sketch', 'cufs_test_items', 'bench_metrics', 'paper_budget_steps', 'bench_grid',
+           'projection', 'dense_peak', 'apply_channels_last', 'step_parts', 'bench_cpu_step', 'write_bench_csv',
+           'plot_training', 'plot_memory', 'plot_metrics', 'save_figure', 'summarise_bench', 'run_benchmarks',
+           'parse_setting', 'bench_cli']
 
 # %% ../nbs/13_bench.ipynb #a3d8b5e5
 def synchronize(device: torch.device | str | None) -> None:
@@ -71,6 +72,7 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None)
         synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - before), 'torch.cuda.max_memory_allocated'
     from torch.profiler import ProfilerActivity, profile
+    quiet_torch_logs()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler: fn()
     events = sorted((event.time_range.start, event.self_cpu_memory_usage) for event in profiler.events()
                     if event.device_type == torch.autograd.DeviceType.CPU and event.self_cpu_memory_usage)
@@ -375,6 +377,51 @@ def bench_inference(settings: BenchSettings, variants: Sequence[str] | None = No
             del trainer, generator
     return pd.DataFrame(rows)
 
+# %% ../nbs/13_bench.ipynb #d0c9e683
+COLD_START_SCRIPT = """
+import json, sys, time
+start = time.perf_counter()
+import torch
+torch.set_num_threads(int(sys.argv[2]))
+from most_net.inference import Sketcher
+imported = time.perf_counter()
+Sketcher(sys.argv[1], device=sys.argv[3])
+print(json.dumps({'import_s': imported - start, 'load_s': time.perf_counter() - imported}))
+"""
+
+def cold_start(path: str | os.PathLike, repeats: int = 3, device: str = 'cpu') -> dict[str, Any]:
+    "Median seconds of `import most_net.inference` and of loading `path`, each in `repeats` fresh processes."
+    import subprocess, sys
+    runs = []
+    for _ in range(int(repeats)):
+        done = subprocess.run([sys.executable, '-c', COLD_START_SCRIPT, str(path), str(torch.get_num_threads()), str(device)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise MostNetError(f'cold start of {path} failed: {done.stderr.strip().splitlines()[-1:]}')
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {key: statistics.median(run[key] for run in runs) for key in ('import_s', 'load_s')} | {
+        'samples': [round(run['import_s'] + run['load_s'], 4) for run in runs]}
+
+def bench_sketch(settings: BenchSettings, path: str | os.PathLike | None = None) -> pd.DataFrame:
+    "Latency of one photo with the released generator (or `path`), load excluded, and the cold start of a process."
+    from most_net.inference import Sketcher, released_generator_path
+    path = Path(path) if path is not None else released_generator_path()
+    device = get_device(settings.device)
+    sketcher, photo = Sketcher(path, device=device), aligned_photo(settings)
+    base = {'benchmark': 'sketch', 'variant': sketcher.model_config.variant, 'image_size': sketcher.image_size,
+            'precision': 'float32', 'batch_size': 1, 'warmup': settings.warmup, 'repeats': settings.repeats,
+            'generator': path.name}
+    rows = []
+    for call, fn in (('Sketcher.predict, one aligned photo', lambda: sketcher.predict([photo])),
+                     ('Sketcher.sketch, one photo with face detection and alignment', lambda: sketcher.sketch(photo))):
+        median, samples = time_callable(fn, settings.warmup, settings.repeats, device)
+        rows.append({**base, 'call': call, 'median_s': median, 'images_per_s': 1 / median, 'samples': samples})
+    started = cold_start(path, repeats=min(3, settings.repeats), device=str(device))
+    rows.append({**base, 'call': 'cold start: import most_net.inference + load the generator', 'warmup': 0,
+                 'repeats': len(started['samples']), 'median_s': started['import_s'] + started['load_s'],
+                 'import_s': started['import_s'], 'load_s': started['load_s'], 'samples': started['samples']})
+    return pd.DataFrame(rows)
+
 # %% ../nbs/13_bench.ipynb #8339d670
 def cufs_test_items(root: str | os.PathLike, limit: int | None = None) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     "(name, subset, ground-truth sketch, grey photo) of the CUFS test split, as uint8 arrays."
@@ -637,7 +684,7 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     finally: plt.close(fig)
 
 # %% ../nbs/13_bench.ipynb #6877df05
-BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step')
+BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch')
 
 def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) -> pd.DataFrame:
     "The headline numbers of a benchmark run, with the issue's targets."
@@ -672,6 +719,15 @@ def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) ->
                      'value': timed.loc[best, 'speedup_vs_fp32_eager'], 'target': '>= 2'})
         rows.append({'quantity': f'MOST-Net step ({size}, {best}): achieved GFLOP/s / dense peak of this machine', 'unit': 'fraction',
                      'value': timed.loc[best, 'fraction_of_peak'], 'target': '40 %'})
+    sketch = tables.get('sketch')
+    if sketch is not None and len(sketch):
+        calls = sketch.set_index('call')
+        size = f"{int(sketch['image_size'].iloc[0])} px, {sketch['generator'].iloc[0]}"
+        rows.append({'quantity': f'sketch one aligned photo ({size}), model loaded', 'unit': 's',
+                     'value': calls.loc['Sketcher.predict, one aligned photo', 'median_s'], 'target': '<= 0.5'})
+        cold = calls.loc['cold start: import most_net.inference + load the generator']
+        rows.append({'quantity': f'cold start of a sketching process ({size}): import + load', 'unit': 's',
+                     'value': cold['median_s'], 'target': f"import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s"})
     projected = tables.get('projection')
     if projected is not None and len(projected):
         best = projected[projected['variant'] == 'most_net'].sort_values('projected_minutes').head(1)
@@ -687,7 +743,7 @@ def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Seq
              say: Callable[[str], None], run_grid: bool) -> None:
     "Run each chosen benchmark into `tables`, saying how long it took."
     steps = [('training', bench_training), ('inference', bench_inference), ('memory', bench_memory), ('metrics', bench_metrics),
-             ('cpu_step', bench_cpu_step)]
+             ('cpu_step', bench_cpu_step), ('sketch', bench_sketch)]
     for name, function in steps:
         if name not in only: continue
         say(f'bench {name} ({settings.mode}, {device}) ...')
