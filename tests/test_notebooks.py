@@ -39,6 +39,13 @@ def test_train_notebook_quickstart_defaults(repo, tmp_path):
     per_image = pd.read_csv(run / 'metrics.csv')
     assert len(per_image) == summary['test_images'] > 0
     assert per_image['ssim'].between(-1, 1).all()
+    assert summary['preset'] == 'demo' and summary['image_size'] == 128
+    # the floor beside the run, on the same test faces, and the committed grid of test fakes
+    floor = json.loads((run / 'floor' / 'summary.json').read_text())
+    assert floor['variant'] == 'floor' and floor['test_images'] == summary['test_images']
+    assert {row['subset'] for row in floor['metrics']} == {row['subset'] for row in summary['metrics']}
+    from PIL import Image
+    with Image.open(run / 'test_fakes.png') as grid: assert grid.size == (200 * 6, 250 * 3)
     # the README's Python use of a run folder
     from most_net import Sketcher
     from most_net.data import SyntheticFaceSketch
