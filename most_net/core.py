@@ -95,8 +95,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     "`torch.save` `obj` to `path` atomically (a crash leaves the previous checkpoint intact)."
-    with atomic_write(path, 'wb') as handle: torch.save(obj, handle)
-    return Path(path)
+    buffer = io.BytesIO()   # serialised first, so a full disk fails in write() with its errno, not inside torch's zip writer
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())   # a view: no second copy in memory
 
 # %% ../nbs/00_core.ipynb #c0e93f46
 def repo_root(start: str | os.PathLike | None = None) -> Path:

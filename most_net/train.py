@@ -321,9 +321,7 @@ class Trainer:
         "Write the checkpoint atomically (rank 0 only)."
         if not self.is_main: return None
         path = Path(path or self.checkpoint_path)
-        buffer = io.BytesIO()   # serialised first, so a full disk fails in write() with its errno, not inside torch's zip writer
-        torch.save(self.state_dict(), buffer)
-        with write_guard(path): atomic_write_bytes(path, buffer.getbuffer())   # a view: no second copy in memory
+        with write_guard(path): atomic_torch_save(self.state_dict(), path)
         if path == self.checkpoint_path: self.checkpoint_step = self.step
         return path
 

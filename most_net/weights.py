@@ -109,7 +109,9 @@ def _locate(name: str, path: str | os.PathLike | None = None, download: bool = T
     looked = '; '.join(str(p) for p in places)
     fetched = None
     if download and path is None:
-        try: return (lambda f: (f, _match(name, f)))(download_weights(name))
+        try:
+            downloaded = download_weights(name)
+            return downloaded, _match(name, downloaded)
         except MostNetError as err: fetched = str(err)
     tried = f' {fetched}.' if fetched else '.'
     raise MostNetError(f'{human} ImageNet weights not found: looked for {" or ".join(names)} in {looked}{tried} '
