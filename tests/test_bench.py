@@ -117,6 +117,7 @@ def test_missing_dataset(tmp_path, monkeypatch):
     assert not (tmp_path / 'figures' / 'bench_metrics.png').exists()
 
 
+@pytest.mark.usefixtures('notebook_kernel')
 def test_benchmarks_notebook(repo, tmp_path):
     """`nbs/benchmarks.ipynb` headless through papermill, at the same microscopic size."""
     import papermill as pm
@@ -125,6 +126,6 @@ def test_benchmarks_notebook(repo, tmp_path):
                   **{name: value for name, value in SETTINGS.items() if name not in ('slot_counts', 'position_sides', 'threads')}}
     overrides = {name: parameters.pop(name) for name in ('memory_dim', 'paper_slots', 'paper_side')}
     pm.execute_notebook(str(repo / 'nbs' / 'benchmarks.ipynb'), str(tmp_path / 'benchmarks.out.ipynb'),
-                        parameters={**parameters, 'overrides': overrides}, cwd=str(repo), kernel_name='python3', progress_bar=False)
+                        parameters={**parameters, 'overrides': overrides}, cwd=str(repo), progress_bar=False)
     assert read(tmp_path, 'training')['mode'].eq('quick').all()
     assert {'bench_training.png', 'bench_memory.png'} <= {p.name for p in (tmp_path / 'figures').iterdir()}

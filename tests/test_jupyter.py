@@ -1,26 +1,61 @@
-"""JupyterLab niceties: saving a notebook changes nothing in git, tqdm shows widget bars in a kernel."""
+"""JupyterLab niceties: opening a notebook changes nothing, saving it changes nothing in git, tqdm shows widget bars.
+
+JupyterLab 4 writes the running kernel's `kernelspec` (name, display name, language) and the `language_info` of its
+`kernel_info` reply into a notebook's metadata when the kernel starts; a notebook whose metadata already holds the same
+values stays unmodified. Here a real `most-net` kernel, installed by `most_net.kernel.install_kernel` into a scratch
+prefix, is started and asked what JupyterLab would write.
+"""
 import copy
 import json
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from most_net.kernel import KERNEL_NAME, install_kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / 'nbs').glob('*.ipynb'))
 
-# What JupyterLab 4 writes into a notebook once its kernel has started, and what a run adds to each cell.
-JUPYTERLAB_KERNELSPEC = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
-JUPYTERLAB_LANGUAGE_INFO = {'codemirror_mode': {'name': 'ipython', 'version': 3}, 'file_extension': '.py',
-                            'mimetype': 'text/x-python', 'name': 'python', 'nbconvert_exporter': 'python',
-                            'pygments_lexer': 'ipython3', 'version': '3.11.9'}
+
+@pytest.fixture(scope='module')
+def jupyterlab_writes(tmp_path_factory):
+    "The metadata JupyterLab writes into a notebook once the `most-net` kernel has started (from the kernel itself)."
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    prefix = tmp_path_factory.mktemp('prefix')
+    install_kernel(prefix=prefix)
+    specs = KernelSpecManager(kernel_dirs=[str(prefix / 'share' / 'jupyter' / 'kernels')])
+    spec = specs.get_kernel_spec(KERNEL_NAME)
+    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        language_info = client.kernel_info(reply=True, timeout=60)['content']['language_info']
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return {'kernelspec': {'name': KERNEL_NAME, 'display_name': spec.display_name, 'language': spec.language},
+            'language_info': language_info}
 
 
-def as_jupyterlab_saves(content: dict) -> dict:
-    "The notebook as JupyterLab hands it to the server on Ctrl+S after opening it and starting its kernel."
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_opening_in_jupyterlab_leaves_the_notebook_unmodified(path, jupyterlab_writes):
+    "JupyterLab only marks a notebook modified when the metadata it writes differs from the file's."
+    metadata = json.loads(path.read_text(encoding='utf-8'))['metadata']
+    for key, written in jupyterlab_writes.items():
+        assert metadata.get(key) == written, (
+            f'{path.name}: JupyterLab would write {key} = {written} on opening it (the file has {metadata.get(key)}); '
+            f"choose the '{KERNEL_NAME}' kernel (`most-net kernel` installs it) and save, or run nbdev_clean")
+
+
+def as_jupyterlab_saves(content: dict, metadata: dict) -> dict:
+    "The notebook as JupyterLab hands it to the server on Ctrl+S after opening it, starting its kernel and running it."
     content = copy.deepcopy(content)
-    content['metadata']['kernelspec'] = dict(JUPYTERLAB_KERNELSPEC)
-    content['metadata']['language_info'] = dict(JUPYTERLAB_LANGUAGE_INFO)
+    content['metadata'].update(copy.deepcopy(metadata))
     for cell in content['cells']:
         if cell['cell_type'] == 'code':
             cell['metadata']['execution'] = {'iopub.execute_input': '2026-11-29T06:00:00.000Z'}
@@ -29,15 +64,34 @@ def as_jupyterlab_saves(content: dict) -> dict:
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_saving_in_jupyterlab_leaves_no_git_diff(path, tmp_path):
+def test_saving_in_jupyterlab_leaves_no_git_diff(path, tmp_path, jupyterlab_writes):
     "nbdev's pre-save hook (`nbdev_install_hooks`, `jupyter_hooks = True`) writes back the committed bytes."
     from nbdev.clean import clean_jupyter
-    model = {'type': 'notebook', 'content': as_jupyterlab_saves(json.loads(path.read_text(encoding='utf-8')))}
+    content = as_jupyterlab_saves(json.loads(path.read_text(encoding='utf-8')), jupyterlab_writes)
+    model = {'type': 'notebook', 'content': content}
     clean_jupyter(str(path), model)                      # what the Jupyter server runs before writing
     saved = tmp_path / path.name
     nbformat.write(nbformat.from_dict(model['content']), saved, version=nbformat.NO_CONVERT)
     assert saved.read_bytes() == path.read_bytes(), (
         f'{path.name}: a save in JupyterLab would change the file; run nbdev_clean and check jupyter_hooks in settings.ini')
+
+
+def test_the_notebooks_start_in_the_installed_kernel(tmp_path):
+    "`most-net kernel` is what the README installs: papermill finds the kernel the notebooks name and runs in this Python."
+    from nbclient import NotebookClient
+    prefix = tmp_path / 'prefix'
+    install_kernel(prefix=prefix)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('import sys; print(sys.executable)')])
+    nb.metadata.update(json.loads(NOTEBOOKS[0].read_text(encoding='utf-8'))['metadata'])
+    env_path = os.environ.get('JUPYTER_PATH')
+    os.environ['JUPYTER_PATH'] = str(prefix / 'share' / 'jupyter')
+    try:
+        NotebookClient(nb, timeout=120).execute()         # no kernel_name: the one the notebook's metadata names
+    finally:
+        if env_path is None: os.environ.pop('JUPYTER_PATH')
+        else: os.environ['JUPYTER_PATH'] = env_path
+    import sys
+    assert Path(nb.cells[0].outputs[0]['text'].strip()).resolve() == Path(sys.executable).resolve()
 
 
 def test_tqdm_shows_a_widget_bar_in_a_kernel():

@@ -12,12 +12,14 @@ import papermill as pm
 import pytest
 
 TINY = {'preset': 'tiny', 'max_steps': 3}
+# papermill starts the kernel each notebook names (most-net): installed for this Python, or every test here fails saying so
+pytestmark = pytest.mark.usefixtures('notebook_kernel')
 
 
 def run_notebook(repo, notebook, scratch, **parameters):
     output = scratch / f'{notebook}.out.ipynb'
     pm.execute_notebook(str(repo / 'nbs' / f'{notebook}.ipynb'), str(output), parameters=parameters,
-                        cwd=str(repo), kernel_name='python3', progress_bar=False)
+                        cwd=str(repo), progress_bar=False)
     return output
 
 
