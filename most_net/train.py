@@ -169,7 +169,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  encoder_blocks=1, num_si_blocks=2, num_slots=64, unet_downs=6, disc_channels=16,
                  perceptual_net='none', data_root='synthetic:16', log_every=2, sample_every=10,
                  checkpoint_every=10, num_samples=4),
-    'demo': dict(image_size=128, resize=True, epochs=1000, max_steps=300, batch_size=4, base_channels=16,
+    'demo': dict(image_size=128, resize=True, epochs=1000, max_steps=300, batch_size=2, base_channels=16,
                  feature_channels=32, encoder_blocks=1, num_si_blocks=2, num_slots=64, unet_downs=7, disc_channels=16,
                  perceptual_net='none', data_root='synthetic:16', lr_g=1e-3, lr_d=1e-3, lr_policy='linear',
                  decoder_upsample='nearest', log_every=5, sample_every=50, checkpoint_every=50, num_samples=4),

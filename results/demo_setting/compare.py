@@ -3,6 +3,7 @@ the demo's own test faces (seed 0). Writes comparison.csv beside this script.
 
     python results/demo_setting/compare.py RUN_DIR [RUN_DIR ...]
 """
+import json
 import sys
 from pathlib import Path
 
@@ -32,8 +33,9 @@ for run in map(Path, sys.argv[1:]):
     config = pd.read_json(run / 'config.json', typ='series')
     summary = pd.read_json(run / 'summary.json', typ='series')
     row = score(run.name, Sketcher.from_run(run).predict(photos))
-    rows.append({**row, 'image_size': config['image_size'], 'lr_g': config['lr_g'], 'decoder_upsample': config['decoder_upsample'],
-                 'steps': summary['steps'], 'run_dir': portable_path(run)})
+    rows.append({**row, 'image_size': config['image_size'], 'batch_size': config['batch_size'], 'lr_g': config['lr_g'],
+                 'decoder_upsample': config['decoder_upsample'], 'model_overrides': json.dumps(config['model_overrides']),
+                 'steps': summary['steps'], 'train_minutes': summary['train_minutes'], 'run_dir': portable_path(run)})
 table = pd.DataFrame(rows)
 atomic_write_text(Path(__file__).with_name('comparison.csv'), table.to_csv(index=False))
 print(table.round(4).to_string(index=False))
