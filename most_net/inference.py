@@ -488,6 +488,7 @@ class Sketcher:
     def __init__(self, checkpoint: str | os.PathLike | nn.Module | None = None, device: str | torch.device | None = None,
                  image_size: int | None = None, resize: bool | None = None):
         self.device = get_device(device)
+        self.fitting_batch_size: int | None = None   # set when a batch ran out of memory: later calls start there
         if checkpoint is None: checkpoint = released_generator_path()
         if isinstance(checkpoint, nn.Module):
             config = getattr(checkpoint, 'config', None)
@@ -542,7 +543,7 @@ class Sketcher:
     def predict(self, photos: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1 before giving up."
         asked, sketches, start = batch_size, [], 0
-        batch_size = min(batch_size, getattr(self, 'fitting_batch_size', None) or batch_size)   # a size that ran out once is not retried
+        batch_size = min(batch_size, self.fitting_batch_size or batch_size)   # a size that ran out once is not retried
         while start < len(photos):
             chunk = photos[start:start + batch_size]
             try: fakes = self.generate(self.preprocess(chunk))

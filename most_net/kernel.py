@@ -11,19 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ipykernel.ipkernel import IPythonKernel
-
 # %% auto #0
-__all__ = ['KERNEL_NAME', 'KERNEL_CLASS', 'MostNetKernel', 'kernel_spec', 'notebook_metadata', 'install_kernel', 'kernel_cli']
+__all__ = ['KERNEL_NAME', 'KERNEL_CLASS', 'kernel_spec', 'notebook_metadata', 'install_kernel', 'kernel_cli']
 
 # %% ../nbs/15_kernel.ipynb #99715f98
 KERNEL_NAME = 'most-net'
-KERNEL_CLASS = 'most_net.kernel.MostNetKernel'
-
-# %% ../nbs/15_kernel.ipynb #a3cc81d1
-class MostNetKernel(IPythonKernel):
-    "The IPython kernel, reporting its language without Python's patch version so notebook metadata is the same on every machine."
-    language_info = {key: value for key, value in IPythonKernel.language_info.items() if key != 'version'}
+KERNEL_CLASS = 'most_net.ipython_kernel.MostNetKernel'   # alone in its module: see below
 
 # %% ../nbs/15_kernel.ipynb #1344eb8d
 def kernel_spec(python: str | None = None) -> dict:
@@ -35,6 +28,7 @@ def kernel_spec(python: str | None = None) -> dict:
 # %% ../nbs/15_kernel.ipynb #57e4d8ef
 def notebook_metadata() -> dict:
     "The notebook metadata JupyterLab writes when the `most-net` kernel starts: what every committed notebook carries."
+    from most_net.ipython_kernel import MostNetKernel   # imports ipykernel's shell: only when asked
     return {'kernelspec': {'display_name': KERNEL_NAME, 'language': 'python', 'name': KERNEL_NAME},
             'language_info': dict(MostNetKernel.language_info)}
 
