@@ -6,6 +6,8 @@ Here each runs end to end on the synthetic faces with a few steps, writing into 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pandas as pd
 import papermill as pm
@@ -32,9 +34,20 @@ def ablation_runs(repo, tmp_path_factory):
     return out
 
 
+def readme_quickstart_parameters(repo) -> dict:
+    "The `-p name value` pairs of the README's Quickstart papermill command, typed as papermill's command line types them."
+    from papermill.cli import _resolve_type
+    readme = (repo / 'README.md').read_text(encoding='utf-8')
+    command = re.search(r'<!-- quickstart-command -->\s*```(?:bash|sh)?\n(.+?)\n```', readme, re.S).group(1)
+    return {name: _resolve_type(value) for name, value in re.findall(r'-p\s+(\S+)\s+(\S+)', command.split('papermill', 1)[1])}
+
+
 def test_train_notebook_quickstart_defaults(repo, tmp_path):
-    run_notebook(repo, 'train', tmp_path, runs_dir=str(tmp_path / 'runs'), max_steps=3)
-    run = tmp_path / 'runs' / 'quickstart'
+    "The README's Quickstart command (at 3 steps) in a fresh clone, which already holds the committed quickstart run."
+    runs = tmp_path / 'runs'
+    shutil.copytree(repo / 'results' / 'runs' / 'quickstart', runs / 'quickstart')
+    run_notebook(repo, 'train', tmp_path, **readme_quickstart_parameters(repo), runs_dir=str(runs), max_steps=3)
+    run = runs / 'quickstart'
     summary = json.loads((run / 'summary.json').read_text())
     assert summary['steps'] == 3 and summary['variant'] == 'most_net'
     assert (run / 'checkpoints' / 'last.pt').is_file()
