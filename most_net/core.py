@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import io
 import json
 import os
 import platform
 import random
 import re
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,9 +24,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MostNetError', 'get_device', 'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'atomic_torch_save', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path',
-           'portable_text', 'make_run_dir', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
+__all__ = ['WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'get_device', 'seed_everything', 'atomic_write',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'is_write_fault',
+           'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard', 'is_out_of_memory', 'release_cached_memory',
+           'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path', 'portable_text',
+           'make_run_dir', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
@@ -98,6 +103,80 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()   # serialised first, so a full disk fails in write() with its errno, not inside torch's zip writer
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getbuffer())   # a view: no second copy in memory
+
+# %% ../nbs/00_core.ipynb #201116ed
+WRITE_FAULTS = {
+    errno.ENOSPC: ('no space left on the disk', 'free space on that disk or write to a folder on another disk'),
+    errno.EDQUOT: ('the disk quota is exceeded', 'free space in your quota or write to a folder on another disk'),
+    errno.EACCES: ('permission denied', 'make the folder writable (chmod u+w) or write to another folder'),
+    errno.EPERM: ('operation not permitted', 'make the folder writable (chmod u+w) or write to another folder'),
+    errno.EROFS: ('the disk is read-only', 'write to a folder on a writable disk'),
+}
+
+def is_write_fault(err: BaseException) -> bool:
+    "Whether `err` says the disk or folder cannot take a file (full, no permission, read-only), not a bug."
+    return isinstance(err, OSError) and err.errno in WRITE_FAULTS
+
+def format_bytes(count: float) -> str:
+    "A byte count for people, in powers of 1000 as `df -H` and file managers show them: '950 B', '14.2 MB'."
+    for unit in ('B', 'kB', 'MB', 'GB', 'TB'):
+        if abs(count) < 1000 or unit == 'TB': return f'{count:.0f} {unit}' if unit == 'B' else f'{count:.1f} {unit}'
+        count /= 1000
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    "Bytes free on the disk that holds `folder` (or its nearest existing parent); None when it cannot be told."
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent: folder = folder.parent
+    try: return shutil.disk_usage(folder).free
+    except OSError: return None
+
+# %% ../nbs/00_core.ipynb #f6fac6aa
+class WriteFailed(MostNetError):
+    "A file could not be written (disk full, no permission, read-only disk): one line naming the file, the cause and the fix."
+    def __init__(self, path: str | os.PathLike | None, err: OSError, fix: str | None = None):
+        self.path, self.errno = (Path(path) if path is not None else None), err.errno
+        cause, default_fix = WRITE_FAULTS[err.errno]
+        free = free_bytes(self.path.parent) if self.path is not None and err.errno in (errno.ENOSPC, errno.EDQUOT) else None
+        where = '' if free is None else f' ({format_bytes(free)} free in {self.path.parent})'
+        super().__init__(f'cannot write {self.path or "a file"}: {cause}{where}; {fix or default_fix}')
+
+@contextlib.contextmanager
+def write_guard(path: str | os.PathLike, fix: str | None = None) -> Iterator[None]:
+    "Turn a write fault (ENOSPC, EDQUOT, EACCES, EPERM, EROFS) while writing `path` into a one-line `WriteFailed`."
+    try: yield
+    except OSError as err:
+        if not is_write_fault(err) or isinstance(err, WriteFailed): raise
+        raise WriteFailed(path, err, fix) from err
+
+# %% ../nbs/00_core.ipynb #79e465dc
+OUT_OF_MEMORY_MESSAGES = ('out of memory', "can't allocate memory")
+
+def is_out_of_memory(err: BaseException) -> bool:
+    "Whether `err` is an out-of-memory error of CUDA, MPS or the CPU allocator (something a smaller batch may cure)."
+    if type(err).__name__ == 'OutOfMemoryError': return True
+    return isinstance(err, RuntimeError) and any(text in str(err).lower() for text in OUT_OF_MEMORY_MESSAGES)
+
+def release_cached_memory() -> None:
+    "Return the memory torch keeps cached on CUDA and MPS, so a smaller retry can use it."
+    import gc
+    gc.collect()
+    torch = sys.modules.get('torch')
+    if torch is None: return
+    if torch.cuda.is_available(): torch.cuda.empty_cache()
+    mps = getattr(torch, 'mps', None)
+    if mps is not None and torch.backends.mps.is_available(): mps.empty_cache()
+
+# %% ../nbs/00_core.ipynb #c2ae38bb
+def preflight_folder(folder: str | os.PathLike, need_bytes: int, what: str, fix: str) -> Path:
+    "Fail early, in one line, when `folder` cannot be written or its disk has less than `need_bytes` free for `what` (then: `fix`)."
+    folder = Path(folder)
+    with write_guard(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix='.most-net-write-check.'): pass
+    free = free_bytes(folder)
+    if free is not None and free < need_bytes:
+        raise MostNetError(f'{folder} has {format_bytes(free)} free but {what} need {format_bytes(need_bytes)}: {fix}')
+    return folder
 
 # %% ../nbs/00_core.ipynb #c0e93f46
 def repo_root(start: str | os.PathLike | None = None) -> Path:

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .cli import is_out_of_memory, release_cached_memory, write_guard
-from .core import MostNetError, atomic_write_bytes, atomic_write_json, get_device, portable_path, repo_root, resolve_path
+from .core import (MostNetError, atomic_write_bytes, atomic_write_json, get_device, is_out_of_memory, portable_path,
+                           release_cached_memory, repo_root, resolve_path, write_guard)
 from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tensor
 from .networks import ModelConfig, build_generator
 

@@ -28,10 +28,10 @@ import torch.nn as nn
 from fastcore.basics import patch
 from PIL import Image
 
-from .core import (MostNetError, atomic_torch_save, atomic_write_bytes, atomic_write_json,
-                           atomic_write_text, get_device, hardware_info, make_run_dir, portable_path, quiet_torch_logs, repo_root,
-                           resolve_path, seed_everything)
-from .cli import WriteFailed, format_bytes, is_out_of_memory, preflight_folder, write_guard
+from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_bytes, atomic_write_json,
+                           atomic_write_text, format_bytes, get_device, hardware_info, is_out_of_memory, make_run_dir,
+                           portable_path, preflight_folder, quiet_torch_logs, repo_root, resolve_path, seed_everything,
+                           write_guard)
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
 from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
