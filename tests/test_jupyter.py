@@ -7,7 +7,7 @@ prefix, is started and asked what JupyterLab would write.
 """
 import copy
 import json
-import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -76,21 +76,15 @@ def test_saving_in_jupyterlab_leaves_no_git_diff(path, tmp_path, jupyterlab_writ
         f'{path.name}: a save in JupyterLab would change the file; run nbdev_clean and check jupyter_hooks in settings.ini')
 
 
-def test_the_notebooks_start_in_the_installed_kernel(tmp_path):
+def test_the_notebooks_start_in_the_installed_kernel(tmp_path, monkeypatch):
     "`most-net kernel` is what the README installs: papermill finds the kernel the notebooks name and runs in this Python."
     from nbclient import NotebookClient
     prefix = tmp_path / 'prefix'
     install_kernel(prefix=prefix)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('import sys; print(sys.executable)')])
     nb.metadata.update(json.loads(NOTEBOOKS[0].read_text(encoding='utf-8'))['metadata'])
-    env_path = os.environ.get('JUPYTER_PATH')
-    os.environ['JUPYTER_PATH'] = str(prefix / 'share' / 'jupyter')
-    try:
-        NotebookClient(nb, timeout=120).execute()         # no kernel_name: the one the notebook's metadata names
-    finally:
-        if env_path is None: os.environ.pop('JUPYTER_PATH')
-        else: os.environ['JUPYTER_PATH'] = env_path
-    import sys
+    monkeypatch.setenv('JUPYTER_PATH', str(prefix / 'share' / 'jupyter'))
+    NotebookClient(nb, timeout=120).execute()         # no kernel_name: the one the notebook's metadata names
     assert Path(nb.cells[0].outputs[0]['text'].strip()).resolve() == Path(sys.executable).resolve()
 
 

@@ -2,19 +2,19 @@
 
     python results/demo_setting/step_time.py
 
-Times `Trainer.train_step` on one fixed batch of synthetic faces (5 warm-up steps, then the median of 3 repeats
-of 20 steps), for the `demo` preset at batch 4 and 2 and with a narrower style-injection hidden width. Run it
-on a quiet machine: writes step_time.csv beside this script.
+Times `Trainer.train_step` on one fixed batch of synthetic faces with the benchmarks' own timer
+(`most_net.bench.time_callable`: 20 warm-up steps, then the median of 3 repeats of 20 steps), for the `demo`
+preset at batch 4 and 2 and with a narrower style-injection hidden width. Run it on a quiet machine: writes
+step_time.csv beside this script.
 """
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from most_net.bench import fixed_batch, time_callable
 from most_net.core import atomic_write_text, describe_hardware
 from most_net.train import Trainer, make_config
 
@@ -25,15 +25,10 @@ rows, scratch = [], Path(tempfile.mkdtemp())
 try:
     for name, overrides in CANDIDATES.items():
         trainer = Trainer(make_config('demo', **overrides), scratch / name.replace(' ', '_'), pretrained=False)
-        batch = next(iter(trainer.loader))
-        photo, sketch = trainer._to_device(batch)
-        for _ in range(5): trainer.train_step(photo, sketch)
-        repeats = []
-        for _ in range(3):
-            start = time.perf_counter()
+        photo, sketch = fixed_batch(trainer)
+        def twenty_steps():
             for _ in range(20): trainer.train_step(photo, sketch)
-            repeats.append((time.perf_counter() - start) / 20)
-        seconds = statistics.median(repeats)
+        seconds = time_callable(twenty_steps, warmup=1, repeats=3, device=trainer.device)[0] / 20
         rows.append({'candidate': name, **{k: str(v) for k, v in overrides.items()}, 'seconds_per_step': round(seconds, 4),
                      'seconds_for_300_steps': round(300 * seconds, 1), 'threads': torch.get_num_threads(),
                      'hardware': describe_hardware()})
