@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .core import MostNetError
 
 # %% auto #0
-__all__ = ['NORMS', 'check_norm', 'get_norm', 'conv_bias', 'StyleInjectionNorm', 'ResidualBlock']
+__all__ = ['NORMS', 'check_norm', 'get_norm', 'conv_bias', 'StyleInjectionNorm', 'ReflectConv2d', 'ResidualBlock']
 
 # %% ../nbs/03_layers.ipynb #4030d5ee
 NORMS = ('instance', 'batch', 'none')
@@ -55,6 +55,22 @@ class StyleInjectionNorm(nn.Module):
         gamma, beta = self.modulation(condition)
         return self.norm(features) * (1 + gamma) + beta
 
+# %% ../nbs/03_layers.ipynb #90d719f3
+class ReflectConv2d(nn.Conv2d):
+    "A convolution padded by reflection (kernel_size // 2), the padding done in the autocast dtype rather than fp32."
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2,
+                         padding_mode='reflect', bias=bias)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        device, padding = input.device.type, self._reversed_padding_repeated_twice
+        if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+            with torch.autocast(device, enabled=False):   # CPU autocast would pad in fp32
+                padded = F.pad(input.to(torch.get_autocast_dtype(device)), padding, mode='reflect')
+        else: padded = F.pad(input, padding, mode='reflect')
+        return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
+
 # %% ../nbs/03_layers.ipynb #8b4d447f
 class ResidualBlock(nn.Module):
     "CycleGAN/pix2pix ResNet block: x + norm(conv(ReLU(norm(conv(x))))), reflect-padded 3x3 convolutions."
@@ -63,8 +79,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         bias = conv_bias(norm)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode='reflect', bias=bias), get_norm(norm, channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode='reflect', bias=bias), get_norm(norm, channels))
+            ReflectConv2d(channels, channels, 3, bias=bias), get_norm(norm, channels), nn.ReLU(),
+            ReflectConv2d(channels, channels, 3, bias=bias), get_norm(norm, channels))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features + self.body(features)

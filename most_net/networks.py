@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.utils._pytree as pytree
 
 from .core import MostNetError
-from .layers import NORMS, ResidualBlock, StyleInjectionNorm, check_norm, conv_bias, get_norm
+from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, check_norm, conv_bias, get_norm
 from .memory import MemoryDictionary, from_slots, to_slots
 
 # %% auto #0
@@ -171,7 +171,7 @@ class FeatureEncoder(nn.Module):
     def __init__(self, in_channels: int, config: ModelConfig):
         super().__init__()
         widths, norm, bias = encoder_widths(config), config.norm, conv_bias(config.norm)
-        layers = [nn.Conv2d(in_channels, widths[0], 7, padding=3, padding_mode='reflect', bias=bias),
+        layers = [ReflectConv2d(in_channels, widths[0], 7, bias=bias),
                   get_norm(norm, widths[0]), nn.ReLU()]
         for inner, outer in zip(widths, widths[1:]):
             layers += [nn.Conv2d(inner, outer, 3, stride=2, padding=1, bias=bias), get_norm(norm, outer), nn.ReLU()]
@@ -216,7 +216,7 @@ class SketchDecoder(nn.Module):
         layers: list[nn.Module] = [ResidualBlock(widths[-1], norm) for _ in range(config.decoder_blocks)]
         for inner, outer in zip(widths[::-1], widths[-2::-1]):
             layers += [upsample_x2(inner, outer, config.decoder_upsample, bias), get_norm(norm, outer), nn.ReLU()]
-        layers += [nn.Conv2d(widths[0], config.out_channels, 7, padding=3, padding_mode='reflect'), nn.Tanh()]
+        layers += [ReflectConv2d(widths[0], config.out_channels, 7), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
