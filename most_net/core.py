@@ -28,7 +28,7 @@ __all__ = ['WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'get_device
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'is_write_fault',
            'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard', 'is_out_of_memory', 'release_cached_memory',
            'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path', 'portable_text',
-           'make_run_dir', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
+           'make_run_dir', 'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
@@ -270,13 +270,19 @@ def _memory_gib() -> float | None:
     except OSError: pass
     return None
 
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): without it, bf16 convolutions are emulated and slow."
+    checks = (getattr(torch.cpu, '_is_avx512_bf16_supported', None), getattr(torch.cpu, '_is_amx_tile_supported', None))
+    return any(bool(check()) for check in checks if check is not None)
+
 def hardware_info(device: str | torch.device | None = None) -> dict[str, Any]:
     "A flat description of the machine, software and device, for the header of every result file."
     device = get_device(device)
     info = {'cpu': _cpu_name(), 'cpu_cores': os.cpu_count(), 'memory_gib': _memory_gib(),
             'device': str(device), 'gpu': None, 'gpu_memory_gib': None,
             'torch': torch.__version__, 'cuda': torch.version.cuda, 'python': platform.python_version(),
-            'platform': platform.platform(terse=True), 'torch_threads': torch.get_num_threads()}
+            'platform': platform.platform(terse=True), 'torch_threads': torch.get_num_threads(),
+            'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'cpu_bf16': cpu_has_bf16()}
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))

@@ -15,6 +15,7 @@ import math
 import os
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,13 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+try: import fcntl
+except ImportError: fcntl = None   # Windows: run folders are not locked
+
 import numpy as np
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
 from PIL import Image
 
-from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_bytes, atomic_write_json,
+from .core import (MostNetError, WriteFailed, atomic_torch_save, cpu_has_bf16, atomic_write_bytes, atomic_write_json,
                            atomic_write_text, format_bytes, get_device, hardware_info, is_out_of_memory, make_run_dir,
                            portable_path, preflight_folder, quiet_torch_logs, repo_root, resolve_path, seed_everything,
                            write_guard)
@@ -38,10 +42,10 @@ from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS',
-           'PREDICTION_BYTES', 'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision', 'autocast_context',
-           'load_checkpoint', 'open_split', 'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run',
-           'train', 'train_cli']
+__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS',
+           'REPEAT_SECONDS', 'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'TrainConfig', 'make_config',
+           'resolve_precision', 'resolve_channels_last', 'autocast_context', 'load_checkpoint', 'open_split',
+           'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
@@ -96,7 +100,7 @@ class TrainConfig:
     # engineering
     device: str = 'auto'
     precision: str = 'auto'
-    channels_last: bool = True
+    channels_last: bool | None = None    # None: where it pays (CUDA); on a CPU the instance norms make it slower
     compile: bool = False
     log_every: int = 25
     sample_every: int = 500
@@ -172,7 +176,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     'demo': dict(image_size=128, resize=True, epochs=1000, max_steps=300, batch_size=2, base_channels=16,
                  feature_channels=32, encoder_blocks=1, num_si_blocks=2, num_slots=64, unet_downs=7, disc_channels=16,
                  perceptual_net='none', data_root='synthetic:16', lr_g=1e-3, lr_d=1e-3, lr_policy='linear',
-                 decoder_upsample='nearest', log_every=5, sample_every=50, checkpoint_every=50, num_samples=4),
+                 decoder_upsample='nearest', log_every=5, sample_every=50, checkpoint_every=50, num_samples=4,
+                 precision='fp32'),   # chosen on validation faces in fp32 (results/demo_setting); bf16 not compared there yet
 }
 
 def make_config(preset: str = 'paper', **overrides) -> TrainConfig:
@@ -185,12 +190,18 @@ def make_config(preset: str = 'paper', **overrides) -> TrainConfig:
 
 # %% ../nbs/08_train.ipynb #b1ce2724
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    "The autocast dtype for `precision` on `device` (None: plain fp32)."
-    if precision == 'fp32' or (precision == 'auto' and device.type != 'cuda'): return None
-    if device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+    "The autocast dtype for `precision` on `device` (None: plain fp32); 'auto' is bf16 where bf16 is native."
+    if precision == 'fp32': return None
+    if device.type == 'cuda':
+        if torch.cuda.is_bf16_supported(): return torch.bfloat16
         if precision == 'bf16': raise MostNetError('precision bf16 asked for, but this GPU has no bf16: use fp32')
         return None
+    if precision == 'auto' and not (device.type == 'cpu' and cpu_has_bf16()): return None
     return torch.bfloat16
+
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    "Whether to train in channels-last layout: as asked, or (None) on a GPU only."
+    return device.type == 'cuda' if channels_last is None else bool(channels_last)
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     "An autocast context for `dtype`, or a no-op one."
@@ -242,6 +253,7 @@ class Trainer:
         self.rank, self.world_size, self.is_main = rank, world_size, rank == 0
         self.device = get_device(device if device is not None else config.device)
         self.amp_dtype = resolve_precision(config.precision, self.device)
+        self.channels_last = resolve_channels_last(config.channels_last, self.device)
         seed_everything(config.seed)
         self.train_set = open_split(config, 'train')
         if len(self.train_set) < config.batch_size:
@@ -255,7 +267,7 @@ class Trainer:
         self.discriminator = build_discriminator(config.model_config()).to(self.device)
         self.generator_loss = GeneratorLoss(config.loss_config(), pretrained=pretrained).to(self.device)
         self.discriminator_loss = DiscriminatorLoss(config.gan_mode).to(self.device)
-        if config.channels_last and self.device.type == 'cuda':
+        if self.channels_last:
             for module in (self.generator, self.discriminator, self.generator_loss):
                 module.to(memory_format=torch.channels_last)
         betas = (config.beta1, config.beta2)
@@ -280,7 +292,7 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         photo, sketch = batch['photo'].to(self.device, non_blocking=True), batch['sketch'].to(self.device, non_blocking=True)
-        if self.config.channels_last and self.device.type == 'cuda':
+        if self.channels_last:
             photo, sketch = photo.contiguous(memory_format=torch.channels_last), sketch.contiguous(memory_format=torch.channels_last)
         return photo, sketch
 
@@ -322,7 +334,9 @@ class Trainer:
         if not self.is_main: return None
         path = Path(path or self.checkpoint_path)
         with write_guard(path): atomic_torch_save(self.state_dict(), path)
-        if path == self.checkpoint_path: self.checkpoint_step = self.step
+        if path == self.checkpoint_path:
+            self.save_weights()   # the few MB from which the run continues on another machine
+            self.checkpoint_step = self.step
         return path
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -469,6 +483,47 @@ class Trainer:
                   f'of {self.total_steps}', flush=True)
         return RunResult(self.run_dir, self.step, time.perf_counter() - start, last_logged, stopped_by=self.stopped_by)
 
+# %% ../nbs/08_train.ipynb #a71fa5b4
+WEIGHTS_FORMAT = 'most-net-training-weights-1'
+
+@patch(as_prop=True)
+def weights_file(self: Trainer) -> Path: return self.checkpoint_path.with_name('weights.safetensors')
+
+@patch
+def save_weights(self: Trainer, path: str | os.PathLike | None = None) -> Path | None:
+    "G's and D's weights and buffers (floats in fp16) with the step and training time: what a warm start needs (rank 0)."
+    if not self.is_main: return None
+    from safetensors.torch import save
+    path = Path(path or self.weights_file)
+    tensors = {f'{name}.{key}': (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
+               for name, network in (('generator', self.generator), ('discriminator', self.discriminator))
+               for key, value in _unwrap(network).state_dict().items()}
+    metadata = {'format': WEIGHTS_FORMAT, 'step': str(self.step), 'train_seconds': repr(self.train_seconds),
+                'config': json.dumps(self.config.to_dict())}
+    with write_guard(path): return atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+@patch
+def load_weights(self: Trainer, path: str | os.PathLike) -> None:
+    "A warm start from `save_weights`'s file: its weights, step and training time; the optimisers keep fresh moments."
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.is_file(): raise MostNetError(f'warm start: {path} does not exist: give the weights.safetensors a run wrote')
+    try:
+        with safe_open(path, framework='pt') as file:
+            metadata, tensors = file.metadata() or {}, {key: file.get_tensor(key) for key in file.keys()}
+    except Exception as err:
+        raise MostNetError(f'warm start: {path} cannot be read ({type(err).__name__}: {err}); it may be truncated') from err
+    if metadata.get('format') != WEIGHTS_FORMAT:
+        raise MostNetError(f'warm start: {path} is not a most-net training weights file (format {WEIGHTS_FORMAT})')
+    saved = TrainConfig.from_dict(json.loads(metadata['config'])).model_config()
+    if saved != self.config.model_config():
+        raise MostNetError(f'warm start: {path} holds another architecture ({saved}); train with the options it was made with')
+    for name, network in (('generator', self.generator), ('discriminator', self.discriminator)):
+        module = _unwrap(network)
+        own = module.state_dict()
+        module.load_state_dict({key: tensors[f'{name}.{key}'].to(value.dtype) for key, value in own.items()})
+    self.step, self.train_seconds = int(metadata['step']), float(metadata['train_seconds'])
+
 # %% ../nbs/08_train.ipynb #820630cd
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REPEAT_SECONDS = 1.0   # a signal again within this is the same request arriving twice (directly and forwarded by torchrun)
@@ -523,11 +578,11 @@ PREDICTION_BYTES = 250 * 200 + 1024      # a 200 x 250 grey PNG at most: the raw
 
 @patch
 def checkpoint_bytes(self: Trainer) -> int:
-    "A checkpoint's size from the model: G's and D's weights and buffers, Adam's two moments per weight, 1 MB for the rest."
+    "A checkpoint's size from the model: last.pt (weights, buffers, Adam's two moments, 1 MB more) and its fp16 weights file."
     networks = (_unwrap(self.generator), _unwrap(self.discriminator))
     tensors = sum(t.numel() * t.element_size() for network in networks for t in network.state_dict().values())
     moments = 2 * sum(p.numel() * p.element_size() for network in networks for p in network.parameters())
-    return tensors + moments + 2**20
+    return tensors + moments + 2**20 + tensors // 2
 
 @patch
 def required_bytes(self: Trainer, evaluate: bool = True) -> tuple[int, str]:
@@ -567,6 +622,22 @@ def out_of_memory_message(self: Trainer) -> str:
     return (f'out of memory on {self.device} in training step {self.step + 1} with batch_size={config.batch_size} at '
             f'image_size={config.image_size}: lower batch_size (--batch-size {max(1, config.batch_size // 2)}) or image_size '
             f'and start a new run (a checkpoint resumes only with its own batch_size); {self.recovery_note()}')
+
+# %% ../nbs/08_train.ipynb #c96ed76a
+@patch
+def setting_line(self: Trainer) -> str:
+    "The one line printed when training starts: device, precision and layout, and why."
+    precision = 'bf16 autocast' if self.amp_dtype is not None else 'fp32'
+    layout = 'channels-last' if self.channels_last else 'NCHW'
+    why = f'precision={self.config.precision}'
+    if self.device.type == 'cpu':
+        native = cpu_has_bf16()
+        if self.amp_dtype is not None and not native:
+            why += ': this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 is emulated and many times slower than fp32'
+        elif self.config.precision == 'auto':
+            why += (': this CPU computes bf16 natively, the fastest setting measured (nbs/13_bench.ipynb); --precision fp32 '
+                    'for full precision' if native else ': no native bf16 on this CPU')
+    return f'{self.config.name}: training on {self.device} in {precision}, {layout} layout ({why})'
 
 # %% ../nbs/08_train.ipynb #d8b6a443
 @torch.no_grad()
@@ -624,6 +695,30 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     with write_guard(trainer.run_dir / 'summary.json'): atomic_write_json(trainer.run_dir / 'summary.json', summary)
     return summary
 
+# %% ../nbs/08_train.ipynb #53f1185d
+LOCK_NAME = '.lock'
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike, active: bool = True):
+    "Hold `run_dir/.lock` while training: another process on the same folder fails in one line naming this one."
+    if not active or fcntl is None or not Path(run_dir).is_dir():   # a missing folder: the caller says what is wrong
+        yield None
+        return
+    path = Path(run_dir) / LOCK_NAME
+    with write_guard(path): handle = open(path, 'a+')
+    with handle:
+        try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text().strip() or 'another process'
+            pid = holder.split()[1] if holder.startswith('process ') else '<pid>'
+            raise MostNetError(f'{run_dir} is being trained by {holder}: one process trains a run folder at a time; '
+                               f'wait for it to end, or stop it (kill -TERM {pid} writes a checkpoint) and then resume') from None
+        handle.truncate(0)
+        handle.write(f'process {os.getpid()} on {socket.gethostname()} since {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+        handle.flush()
+        try: yield path
+        finally: fcntl.flock(handle, fcntl.LOCK_UN)
+
 # %% ../nbs/08_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:
     if world_size > 1: torch.distributed.barrier()
@@ -636,44 +731,50 @@ def _in_ipython() -> bool:
 
 def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
           evaluate: bool = True, progress: bool = True, device=None, pretrained: bool = True,
-          rank: int = 0, world_size: int = 1, **overrides) -> RunResult:
-    "Train one variant (optionally resuming `run_dir/checkpoints/last.pt`), then predict and score the test split."
+          rank: int = 0, world_size: int = 1, warm_start: str | os.PathLike | None = None, **overrides) -> RunResult:
+    "Train one variant (resuming last.pt, or warm-started from a weights file), then predict and score the test split."
+    if resume and warm_start is not None:
+        raise MostNetError('give either resume (this machine) or warm_start (a weights file), not both')
     config = config or make_config(overrides.pop('preset', 'tiny'), **overrides)
     run_dir = resolve_path(run_dir) if run_dir is not None else repo_root() / 'results' / 'runs' / config.name
     if not resume and rank == 0: run_dir = make_run_dir(run_dir.name, root=run_dir.parent)
     _barrier(world_size)
-    trainer = Trainer(config, run_dir, device=device, pretrained=pretrained, rank=rank, world_size=world_size)
-    if resume:
-        if not trainer.checkpoint_path.is_file():
-            raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
-        trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
-        trainer.remove_stale_temporaries()
-    trainer.preflight(evaluate)
-    info = {'parameters_g': count_parameters(trainer.generator), 'parameters_d': count_parameters(trainer.discriminator),
-            'steps_per_epoch': trainer.steps_per_epoch, 'total_steps': trainer.total_steps, 'processes': world_size,
-            'hardware': hardware_info(trainer.device)}
-    try:
-        if rank == 0:
-            with write_guard(run_dir / 'run_info.json'): atomic_write_json(run_dir / 'run_info.json', info)
-        result = trainer.fit(progress=progress)
-        if rank == 0:
-            with write_guard(run_dir / 'run_info.json'):
-                atomic_write_json(run_dir / 'run_info.json', {**info, 'wall_seconds': round(result.wall_seconds, 1), 'steps': result.steps})
-            if result.stopped_by in STOP_NAMES:
-                print(f'{config.name}: {result.stopped_by} stopped training at step {trainer.step} of {trainer.total_steps}; '
-                      f'checkpoint {trainer.checkpoint_path}; resume with: '
-                      f'{resume_command(config, run_dir, world_size, evaluate)}', flush=True)
-            elif evaluate: result.summary = evaluate_run(trainer, progress=progress)
-    except WriteFailed as err:
-        raise MostNetError(f'{err}; {trainer.recovery_note(evaluate)}') from err
-    _barrier(world_size)
+    with run_lock(run_dir, active=rank == 0):   # one process per run folder
+        trainer = Trainer(config, run_dir, device=device, pretrained=pretrained, rank=rank, world_size=world_size)
+        if resume:
+            if not trainer.checkpoint_path.is_file():
+                raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
+            trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
+            trainer.remove_stale_temporaries()
+        if warm_start is not None: trainer.load_weights(resolve_path(warm_start))
+        trainer.preflight(evaluate)
+        if rank == 0: print(trainer.setting_line(), flush=True)
+        info = {'parameters_g': count_parameters(trainer.generator), 'parameters_d': count_parameters(trainer.discriminator),
+                'steps_per_epoch': trainer.steps_per_epoch, 'total_steps': trainer.total_steps, 'processes': world_size,
+                'hardware': hardware_info(trainer.device)}
+        try:
+            if rank == 0:
+                with write_guard(run_dir / 'run_info.json'): atomic_write_json(run_dir / 'run_info.json', info)
+            result = trainer.fit(progress=progress)
+            if rank == 0:
+                with write_guard(run_dir / 'run_info.json'):
+                    atomic_write_json(run_dir / 'run_info.json', {**info, 'wall_seconds': round(result.wall_seconds, 1), 'steps': result.steps})
+                if result.stopped_by in STOP_NAMES:
+                    print(f'{config.name}: {result.stopped_by} stopped training at step {trainer.step} of {trainer.total_steps}; '
+                          f'checkpoint {trainer.checkpoint_path}; resume with: '
+                          f'{resume_command(config, run_dir, world_size, evaluate)}', flush=True)
+                elif evaluate: result.summary = evaluate_run(trainer, progress=progress)
+        except WriteFailed as err:
+            raise MostNetError(f'{err}; {trainer.recovery_note(evaluate)}') from err
+        _barrier(world_size)
     if result.stopped_by == 'SIGINT' and _in_ipython():   # saved and said; now stop "Run all" as an interrupt does
         raise KeyboardInterrupt(f'training interrupted at step {trainer.step}; {trainer.checkpoint_path} is saved')
     return result
 
 # %% ../nbs/08_train.ipynb #39ad87ed
-def _parse_value(text: str, like: Any):
-    if isinstance(like, bool): return text.lower() in ('1', 'true', 'yes', 'on')
+def _parse_value(text: str, like: Any, annotation: str = ''):
+    if str(annotation).startswith('bool') and 'None' in str(annotation) and text.lower() in ('auto', 'none'): return None
+    if isinstance(like, bool) or str(annotation).startswith('bool'): return text.lower() in ('1', 'true', 'yes', 'on')
     if isinstance(like, tuple): return tuple(part for part in text.split(',') if part)
     if isinstance(like, dict): return json.loads(text)
     return text
@@ -687,6 +788,8 @@ def train_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--run-dir', default=None, help='output folder (default results/runs/<name>)')
     parser.add_argument('--resume', action='store_true', help='continue run-dir/checkpoints/last.pt')
     parser.add_argument('--no-evaluate', action='store_true', help='skip test predictions and metrics')
+    parser.add_argument('--warm-start', default=None, metavar='WEIGHTS',
+                        help="start from a run's checkpoints/weights.safetensors (another machine): weights, step, fresh optimisers")
     for name, spec in fields.items():
         if name == 'preset': continue
         default = getattr(defaults, name)
@@ -697,16 +800,17 @@ def train_cli(argv: list[str] | None = None) -> int:
                             help=f'(default: preset, else {default!r})')
     args = vars(parser.parse_args(argv))
     preset, run_dir, resume, no_eval = args.pop('preset'), args.pop('run_dir'), args.pop('resume'), args.pop('no_evaluate')
-    overrides = {k: (_parse_value(v, getattr(defaults, k)) if isinstance(v, str) else v) for k, v in args.items() if v is not None}
+    warm_start = args.pop('warm_start')
+    overrides = {k: (_parse_value(v, getattr(defaults, k), fields[k].type) if isinstance(v, str) else v) for k, v in args.items() if v is not None}
     config = make_config(preset, **overrides)
     rank, world_size, _ = distributed_env()
     if world_size == 1:
-        result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval)
+        result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, warm_start=warm_start)
     else:  # launched by torchrun: one process per GPU (or CPU worker with gloo)
         try:
             rank, world_size, device = init_distributed(config.device)
             result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, device=device,
-                           rank=rank, world_size=world_size)
+                           rank=rank, world_size=world_size, warm_start=warm_start)
         finally:
             shutdown_distributed()
     if result.stopped_by in STOP_NAMES: return 128 + signal.Signals[result.stopped_by].value   # the shell's convention: 130, 143

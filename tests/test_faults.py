@@ -98,7 +98,8 @@ def test_sigterm_checkpoints_the_current_step_and_resumes_to_the_same_weights(tm
     stdout, stderr = child.communicate(timeout=300)
     assert child.returncode == 143, stderr[-2000:]
     assert 'Traceback' not in stderr
-    line, = stdout.strip().splitlines()
+    setting, line = stdout.strip().splitlines()
+    assert setting.startswith('faults: training on cpu in ')                              # said when training starts
     match = re.fullmatch(rf'faults: SIGTERM stopped training at step (\d+) of {STEPS}; checkpoint (\S+); resume with: (.+)', line)
     assert match, line
     step = int(match[1])
@@ -127,7 +128,7 @@ def test_sigint_as_ctrl_c_checkpoints_the_step_and_exits_130(tmp_path, monkeypat
     _signal_in_step(monkeypatch, 4, signal.SIGINT)
     assert main(['train', *OPTIONS, '--run-dir', str(run_dir), '--no-evaluate']) == 130
     monkeypatch.undo()
-    line, = capsys.readouterr().out.strip().splitlines()
+    line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f'faults: SIGINT stopped training at step 5 of {STEPS}; checkpoint {run_dir}/checkpoints/last.pt; '
                            f'resume with: most-net train --preset tiny --name faults --max-steps {STEPS}'), line
     assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 5
@@ -151,7 +152,7 @@ def test_a_signal_arriving_twice_at_once_is_one_request(tmp_path, monkeypatch, c
     run_dir = tmp_path / 'run'
     _signal_in_step(monkeypatch, 4, signal.SIGTERM, signal.SIGTERM, signal.SIGINT)
     assert main(['train', *OPTIONS, '--run-dir', str(run_dir), '--no-evaluate']) == 143
-    assert capsys.readouterr().out.startswith(f'faults: SIGTERM stopped training at step 5 of {STEPS}; checkpoint ')
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f'faults: SIGTERM stopped training at step 5 of {STEPS}; checkpoint ')
     assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 5
 
 
@@ -415,3 +416,25 @@ def test_sketch_write_fault_is_one_line(tmp_path, monkeypatch, capsys, faces, re
     assert _error_line(capsys.readouterr().err).startswith(
         f'most-net sketch: error: cannot write {tmp_path}/out/face2_sketch.png: no space left on the disk (')
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['face0_sketch.png', 'face1_sketch.png']   # no temporary file
+
+
+# -- one process per run folder ----------------------------------------------------------------------------------------
+
+def test_a_second_process_on_a_running_folder_is_refused_and_a_killed_run_leaves_no_stale_lock(tmp_path, capsys):
+    run_dir = tmp_path / 'run'
+    child = subprocess.Popen([sys.executable, '-c', MAIN, 'train', *OPTIONS, '--max-steps', '100000', '--run-dir', str(run_dir),
+                              '--no-evaluate'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / 'checkpoints' / 'last.pt').exists():     # training runs and has a checkpoint to resume
+            assert child.poll() is None and time.monotonic() < deadline, 'training did not start'
+            time.sleep(0.05)
+        assert main(['train', *OPTIONS, '--run-dir', str(run_dir), '--resume', '--no-evaluate']) == 1
+        assert _error_line(capsys.readouterr().err).startswith(
+            f'most-net train: error: {run_dir} is being trained by process {child.pid} on ')
+    finally:
+        child.kill()                                                   # SIGKILL: no chance to release anything
+        child.wait()
+    step = load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step']
+    assert main(['train', *OPTIONS, '--max-steps', str(step + 2), '--run-dir', str(run_dir), '--resume', '--no-evaluate']) == 0
+    assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == step + 2
