@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -15,6 +16,8 @@ import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,13 +33,17 @@ from .core import MostNetError, atomic_write_text, find_dataset, get_device, har
 from .memory import MemoryDictionary
 
 # %% auto #0
-__all__ = ['QUICK', 'COLD_START_SCRIPT', 'CPU_STEP_SETTINGS', 'HARDWARE_COLUMNS', 'BENCHMARKS', 'synchronize', 'time_callable',
-           'peak_memory', 'BenchSettings', 'bench_settings', 'locate_cufs', 'FullMatrixMemory', 'memory_operations',
-           'naive_bytes', 'time_memory', 'bench_memory', 'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time',
-           'memory_step_time', 'count_step', 'bench_training', 'aligned_photo', 'sketcher_latency', 'bench_inference',
-           'cold_start', 'bench_sketch', 'cufs_test_items', 'bench_metrics', 'paper_budget_steps', 'bench_grid',
-           'projection', 'dense_peak', 'apply_channels_last', 'step_parts', 'bench_cpu_step', 'write_bench_csv',
-           'plot_training', 'plot_memory', 'plot_metrics', 'save_figure', 'summarise_bench', 'run_benchmarks',
+__all__ = ['QUICK', 'COLD_START_SCRIPT', 'CONV_LAYERS', 'LAYOUTS', 'PRECISIONS', 'PEAK_SETTINGS', 'OP_CATEGORIES',
+           'OPTIMISER_SCOPE', 'STEP_REST', 'CPU_STEP_SETTINGS', 'DEFAULT_CPU_STEP_SETTINGS', 'ISA_SCRIPT', 'ISA_CAPS',
+           'HARDWARE_COLUMNS', 'RUN_COLUMNS', 'BUSY_FIX', 'BENCHMARKS', 'DEFAULT_BENCHMARKS', 'SUMMARIES',
+           'SUMMARY_COLUMNS', 'synchronize', 'time_callable', 'peak_memory', 'BenchSettings', 'bench_settings',
+           'locate_cufs', 'FullMatrixMemory', 'memory_operations', 'naive_bytes', 'time_memory', 'bench_memory',
+           'unet_levels', 'make_trainer', 'fixed_batch', 'batch_time', 'memory_step_time', 'count_step',
+           'bench_training', 'aligned_photo', 'sketcher_latency', 'bench_inference', 'cold_start', 'bench_sketch',
+           'cufs_test_items', 'bench_metrics', 'paper_budget_steps', 'bench_grid', 'projection', 'ConvCall',
+           'conv_calls', 'conv_call_runner', 'layer_peaks', 'step_profile', 'step_parts', 'training_setting',
+           'time_settings', 'bench_cpu_step', 'bench_cpu_isa', 'write_bench_csv', 'plot_training', 'plot_memory',
+           'plot_metrics', 'save_figure', 'CpuWatch', 'check_quiet_cpu', 'summarise_bench', 'run_benchmarks',
            'parse_setting', 'bench_cli']
 
 # %% ../nbs/13_bench.ipynb #a3d8b5e5
@@ -94,8 +101,9 @@ class BenchSettings:
     variants: tuple = ('pix2pix', 'most_net')
     perceptual_net: str = 'vgg19'
     precision: str = 'auto'
-    channels_last: bool = True
+    channels_last: bool | None = None     # None: as training picks it (channels-last on a GPU only)
     compile: bool = False
+    cpu_step_compile: bool = False           # the CPU step bench also times bf16 + torch.compile (minutes)
     warmup: int = 2
     repeats: int = 5
     # the memory module alone (dim = the paper's feature channels)
@@ -114,6 +122,9 @@ class BenchSettings:
     grid: str = 'auto'
     epochs: int = 1000                      # paper budget for the projection
     threads: int | None = None              # torch CPU threads during the run (None: torch's default)
+    # a CPU shared with other work gives timings that are not this machine's: refuse to write them
+    busy_limit: float = 0.10                # the share of the CPU other processes may take meanwhile
+    allow_busy: bool = False                # write anyway, with the share in every CSV
 
     def __post_init__(self):
         if self.grid not in ('auto', 'on', 'off'): raise MostNetError(f"grid must be 'auto', 'on' or 'off', got {self.grid!r}")
@@ -319,7 +330,7 @@ def bench_training(settings: BenchSettings, variants: Sequence[str] | None = Non
             rows[variant] = {
                 'benchmark': 'training', 'variant': variant, 'image_size': config.image_size, 'batch_size': config.batch_size,
                 'precision': str(trainer.amp_dtype or torch.float32).replace('torch.', ''),
-                'channels_last': bool(config.channels_last and trainer.device.type == 'cuda'), 'compile': config.compile,
+                'channels_last': trainer.channels_last, 'compile': config.compile,
                 'objective': _objective(config),
                 'unet_downs': config.unet_downs, 'parameters_g': count_parameters(trainer.generator),
                 'step_s': median, 'images_per_s': config.batch_size / median, 'samples': samples[variant],
@@ -488,23 +499,135 @@ def projection(training: pd.DataFrame, settings: BenchSettings) -> pd.DataFrame:
     frame['projected_minutes'] = frame['step_s'] * steps / 60
     return frame
 
-# %% ../nbs/13_bench.ipynb #7cf30f9d
-def dense_peak(device: torch.device | str | None = None, size: int = 2048, repeats: int = 5) -> dict[str, float]:
-    "GFLOP/s of a size x size fp32 matmul and of a large 3x3 convolution on `device`: the machine's own dense limit."
-    device = get_device(device)
-    a = torch.randn(size, size, device=device)
-    matmul_s = time_callable(lambda: a @ a, 1, repeats, device)[0]
-    conv = torch.nn.Conv2d(128, 128, 3, padding=1, bias=False).to(device)
-    x = torch.randn(8, 128, 64, 64, device=device)
-    with torch.no_grad(): conv_s = time_callable(lambda: conv(x), 1, repeats, device)[0]
-    conv_flop = 2 * 8 * 64 * 64 * 128 * 128 * 9
-    return {'matmul_gflops': 2 * size ** 3 / matmul_s / 1e9, 'conv_gflops': conv_flop / conv_s / 1e9}
+# %% ../nbs/13_bench.ipynb #0614f090
+CONV_LAYERS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
 
-# %% ../nbs/13_bench.ipynb #cbee3e40
-def apply_channels_last(trainer) -> None:
-    "Put the trainer's networks in channels-last layout on any device (training does so on CUDA only)."
-    for module in (trainer.generator, trainer.discriminator, trainer.generator_loss):
-        module.to(memory_format=torch.channels_last)
+@dataclass(frozen=True)
+class ConvCall:
+    "One convolution of a training step: where it is, its layer, its input shape, and which gradients the step takes."
+    part: str
+    kind: str
+    input_shape: tuple
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    output_padding: tuple
+    padding_mode: str
+    bias: bool
+    input_grad: bool
+    weight_grad: bool
+
+    @property
+    def backward(self) -> bool: return self.input_grad or self.weight_grad
+
+def _part_names(trainer) -> dict[torch.nn.Module, str]:
+    "Each convolution of the trainer's networks -> the piece of the step it belongs to ('photo_encoder', 'discriminator', ...)."
+    from most_net.train import _unwrap
+    names = {}
+    for network, label in ((_unwrap(trainer.generator), None), (_unwrap(trainer.discriminator), 'discriminator'),
+                           (trainer.generator_loss, 'perceptual')):
+        for name, module in network.named_modules():
+            if isinstance(module, CONV_LAYERS): names[module] = label or name.split('.')[0]
+    return names
+
+def conv_calls(trainer, photo: torch.Tensor, sketch: torch.Tensor) -> collections.Counter:
+    "Every convolution one `trainer.train_step` runs, as `ConvCall`s counted (the discriminator's, for one, three times)."
+    calls, parts = collections.Counter(), _part_names(trainer)
+    def record(module, inputs, output):
+        x = inputs[0]
+        calls[ConvCall(parts[module], type(module).__name__, tuple(x.shape), module.in_channels, module.out_channels,
+                       module.kernel_size, module.stride, module.padding, getattr(module, 'output_padding', (0, 0)),
+                       module.padding_mode, module.bias is not None, x.requires_grad and torch.is_grad_enabled(),
+                       module.weight.requires_grad and torch.is_grad_enabled())] += 1
+    hooks = [module.register_forward_hook(record) for module in parts]
+    try: trainer.train_step(photo, sketch)
+    finally:
+        for hook in hooks: hook.remove()
+    return calls
+
+# %% ../nbs/13_bench.ipynb #31573f14
+LAYOUTS = {'NCHW': torch.contiguous_format, 'channels-last': torch.channels_last}
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+
+def conv_call_runner(call: ConvCall, precision: str, layout: str, device: torch.device) -> Callable[[], None]:
+    "A callable that runs `call` alone (forward, then backward where the step takes it) in `precision` and `layout`."
+    dtype, memory_format = PRECISIONS[precision], LAYOUTS[layout]
+    shape = (call.in_channels, call.out_channels, call.kernel_size)
+    options = dict(stride=call.stride, padding=call.padding, bias=call.bias)
+    if call.kind == 'Conv2d': layer = torch.nn.Conv2d(*shape, padding_mode=call.padding_mode, **options)
+    else: layer = torch.nn.ConvTranspose2d(*shape, output_padding=call.output_padding, **options)
+    layer = layer.to(device, dtype).to(memory_format=memory_format).requires_grad_(call.weight_grad)
+    x = torch.randn(call.input_shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
+    x.requires_grad_(call.input_grad)
+    def run():
+        with torch.set_grad_enabled(call.backward):
+            out = layer(x)
+            if call.backward: out.backward(torch.ones_like(out))
+    return run
+
+PEAK_SETTINGS = (('fp32', 'NCHW'), ('fp32', 'channels-last'), ('bf16', 'NCHW'), ('bf16', 'channels-last'))
+
+def layer_peaks(calls: collections.Counter, device: torch.device, repeats: int = 3,
+                settings: Sequence[tuple[str, str]] = PEAK_SETTINGS) -> pd.DataFrame:
+    "The step's convolutions run alone, in each precision and layout: seconds, GFLOP and GFLOP/s per part of the step and in all."
+    from torch.utils.flop_counter import FlopCounterMode
+    rows = []
+    for precision, layout in settings:
+        for call, count in calls.items():
+            run = conv_call_runner(call, precision, layout, device)
+            counter = FlopCounterMode(display=False)
+            with counter: run()
+            seconds = time_callable(run, 1, repeats, device)[0]
+            rows.append({'precision': precision, 'layout': layout, 'part': call.part, 'calls': count,
+                         'seconds': seconds * count, 'gflop': counter.get_total_flops() * count / 1e9})
+    sums = ['calls', 'seconds', 'gflop']
+    frame = pd.DataFrame(rows).groupby(['precision', 'layout', 'part'], sort=False, as_index=False)[sums].sum()
+    total = frame.groupby(['precision', 'layout'], sort=False, as_index=False)[sums].sum().assign(part='all convolutions')
+    frame = pd.concat([total, frame], ignore_index=True)
+    frame['gflops'] = frame['gflop'] / frame['seconds']
+    return frame.assign(benchmark='layer_peak', repeats=repeats)
+
+# %% ../nbs/13_bench.ipynb #0f855c30
+OP_CATEGORIES = (   # (category, substrings of aten op names), first match wins
+    ('convolutions', ('convolution', 'conv2d', 'conv_transpose')),
+    ('normalisations', ('batch_norm', 'instance_norm', 'group_norm', 'layer_norm')),
+    ('layout and dtype copies', ('copy_', '_to_copy', 'contiguous', 'clone')),
+    ('padding, pooling, resampling', ('pad', 'pool', 'upsample', 'interpolate')),
+    ('matrix products (memory read, MR loss)', ('::mm', '::bmm', '::addmm', '::matmul')),
+    ('elementwise and activations', ('mul', 'add', 'sub', 'div', 'neg', 'pow', 'sqrt', 'rsqrt', 'exp', 'log', 'relu', 'threshold',
+                                     'tanh', 'sigmoid', 'clamp', 'where', 'fill_', 'zero_', 'lerp', 'abs', 'sgn', 'maximum')),
+    ('reductions (losses, norms, softmax)', ('sum', 'mean', 'softmax', 'norm', 'argmax', 'max', 'min', 'var', 'std')),
+)
+OPTIMISER_SCOPE = 'Optimizer.step'
+
+def _category(event) -> str:
+    "The category of a profiled op: the optimiser's whole step is one, otherwise by the op's name."
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith(OPTIMISER_SCOPE): return 'optimiser steps (Adam)'
+        parent = parent.cpu_parent
+    for category, needles in OP_CATEGORIES:
+        if any(needle in event.name for needle in needles): return category
+    return 'other (indexing, autograd and dispatch overhead)'
+
+def step_profile(trainer, photo: torch.Tensor, sketch: torch.Tensor) -> pd.DataFrame:
+    "One profiled `train_step`: every op's own time in a category, so that the categories add up to the profiled step."
+    from torch.profiler import ProfilerActivity, profile
+    quiet_torch_logs()
+    trainer.train_step(photo, sketch)
+    with profile(activities=[ProfilerActivity.CPU]) as profiler: trainer.train_step(photo, sketch)
+    seconds = collections.Counter()
+    for event in profiler.events():
+        if event.self_cpu_time_total > 0: seconds[_category(event)] += event.self_cpu_time_total / 1e6
+    frame = pd.DataFrame({'category': list(seconds), 'seconds': list(seconds.values())})
+    frame = frame.sort_values('seconds', ascending=False, ignore_index=True)
+    frame['share_of_profiled_step'] = frame['seconds'] / frame['seconds'].sum()
+    return frame.assign(benchmark='step_profile')
+
+# %% ../nbs/13_bench.ipynb #839b6dab
+STEP_REST = 'rest: loss terms, gradient zeroing and autograd outside the timed parts'
 
 def _f_and_b(module_call: Callable[[], torch.Tensor]) -> Callable[[], None]:
     return lambda: module_call().float().sum().backward()
@@ -514,7 +637,7 @@ def step_parts(trainer, photo: torch.Tensor, sketch: torch.Tensor, warmup: int =
     from most_net.train import _unwrap, autocast_context
     generator, discriminator = _unwrap(trainer.generator), _unwrap(trainer.discriminator)
     device, amp = trainer.device, trainer.amp_dtype
-    with torch.no_grad(): features = generator.photo_encoder(photo)
+    with torch.no_grad(), autocast_context(device, amp): features = generator.photo_encoder(photo)
     features = features.detach().requires_grad_(True)
     def si_blocks():
         hidden = features
@@ -547,52 +670,130 @@ def step_parts(trainer, photo: torch.Tensor, sketch: torch.Tensor, warmup: int =
     if memory_s is not None: rows.append({'benchmark': 'step_parts', 'part': 'memory update + read', 'calls_per_step': 1, 'seconds': memory_s})
     return pd.DataFrame(rows)
 
-# %% ../nbs/13_bench.ipynb #655b8b09
-CPU_STEP_SETTINGS = {'fp32 eager': {}, 'channels_last': {'channels_last': True}, 'bf16 autocast': {'precision': 'bf16'},
-                     'compile': {'compile': True}}
+# %% ../nbs/13_bench.ipynb #bc1df81b
+CPU_STEP_SETTINGS = {   # name -> the TrainConfig options it sets; each is built and run as a training run would be
+    'fp32 eager': dict(precision='fp32', channels_last=False),
+    'fp32 channels-last': dict(precision='fp32', channels_last=True),
+    'bf16 autocast': dict(precision='bf16', channels_last=False),
+    'bf16 channels-last': dict(precision='bf16', channels_last=True),
+    'bf16 compile': dict(precision='bf16', channels_last=False, compile=True),
+}
+DEFAULT_CPU_STEP_SETTINGS = ('fp32 eager', 'fp32 channels-last', 'bf16 autocast', 'bf16 channels-last')
 
-def bench_cpu_step(settings: BenchSettings, names: Sequence[str] = ('fp32 eager', 'channels_last', 'bf16 autocast'),
-                   variant: str = 'most_net', parts: bool = True) -> pd.DataFrame:
-    "One variant's training step under each execution setting (interleaved), its GFLOP/s against the dense peak, and its parts."
+def _setting_key(trainer) -> tuple[str, str]:
+    "(precision, layout) a trainer runs in, as `layer_peaks` names them."
+    return ('bf16' if trainer.amp_dtype is not None else 'fp32', 'channels-last' if trainer.channels_last else 'NCHW')
+
+def training_setting(settings: BenchSettings) -> tuple[str, str]:
+    "The (precision, layout) that `most-net train` picks by itself on this device (precision='auto', channels_last=None)."
+    from most_net.train import resolve_channels_last, resolve_precision
     device = get_device(settings.device)
-    peak = dense_peak(device, repeats=settings.repeats)
-    rows, steps, trainers = [], {}, {}
+    return ('bf16' if resolve_precision('auto', device) is not None else 'fp32',
+            'channels-last' if resolve_channels_last(None, device) else 'NCHW')
+
+def time_settings(settings: BenchSettings, variant: str, names: Sequence[str], scratch: Path) -> tuple[dict, dict]:
+    "Build one trainer per setting, warm each up, then time their steps interleaved; returns (trainers, samples)."
+    trainers, steps = {}, {}
+    for name in names:
+        trainer = make_trainer(settings, variant, scratch / f"{variant}_{name.replace(' ', '_')}", **CPU_STEP_SETTINGS[name])
+        photo, sketch = fixed_batch(trainer)
+        trainers[name], steps[name] = trainer, (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
+        time_callable(steps[name], max(settings.warmup, 2 if trainer.config.compile else 0), 1, trainer.device)
+    samples = {name: [] for name in names}
+    for _ in range(settings.repeats):
+        for name in names: samples[name] += time_callable(steps[name], 0, 1, trainers[name].device)[1]
+    return trainers, samples
+
+def bench_cpu_step(settings: BenchSettings, names: Sequence[str] | None = None,
+                   variants: Sequence[str] = ('most_net', 'pix2pix'), parts: bool = True, peaks: bool = True) -> pd.DataFrame:
+    "Each variant's step per setting, interleaved; its GFLOP/s against the peaks at its own layers; MOST-Net's parts."
+    names = names or DEFAULT_CPU_STEP_SETTINGS + (('bf16 compile',) if settings.cpu_step_compile else ())
+    device, chosen = get_device(settings.device), training_setting(settings)
+    frames = []
     with tempfile.TemporaryDirectory() as scratch:
-        for name in names:
-            options = dict(CPU_STEP_SETTINGS[name])
-            layout = options.pop('channels_last', False)
-            trainer = make_trainer(settings, variant, Path(scratch) / name.replace(' ', '_'), channels_last=layout,
-                                   precision=options.pop('precision', 'fp32'), **options)
-            if layout: apply_channels_last(trainer)
-            photo, sketch = fixed_batch(trainer)
-            if layout: photo, sketch = (t.contiguous(memory_format=torch.channels_last) for t in (photo, sketch))
-            trainers[name], steps[name] = trainer, (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
-            time_callable(steps[name], settings.warmup, 1, device)
-        samples = {name: [] for name in names}
-        for _ in range(settings.repeats):
-            for name in names: samples[name] += time_callable(steps[name], 0, 1, device)[1]
-        baseline = trainers[names[0]]
-        photo, sketch = fixed_batch(baseline)
-        gflop = count_step(baseline, photo, sketch)[0]
-        for name in names:
-            median = statistics.median(samples[name])
-            rows.append({'benchmark': 'cpu_step', 'setting': name, 'variant': variant, 'preset': settings.preset,
-                         'image_size': baseline.config.image_size, 'batch_size': baseline.config.batch_size,
-                         'step_s': median, 'samples': samples[name], 'speedup_vs_fp32_eager': statistics.median(samples[names[0]]) / median,
-                         'gflop_per_step': gflop, 'achieved_gflops': gflop / median if gflop else None,
-                         'peak_matmul_gflops': peak['matmul_gflops'], 'peak_conv_gflops': peak['conv_gflops'],
-                         'fraction_of_peak': gflop / median / max(peak.values()) if gflop else None,
-                         'warmup': settings.warmup, 'repeats': settings.repeats})
-        frame = pd.DataFrame(rows)
-        if parts:
-            part_rows = step_parts(baseline, photo, sketch, min(settings.warmup, 1), settings.repeats)
-            part_rows['share_of_step'] = part_rows['seconds'] / rows[0]['step_s']
-            part_rows['setting'] = names[0]
-            frame = pd.concat([frame, part_rows], ignore_index=True)
+        for variant in variants:
+            trainers, samples = time_settings(settings, variant, names, Path(scratch))
+            baseline = trainers[names[0]]
+            photo, sketch = fixed_batch(baseline)
+            gflop = count_step(baseline, photo, sketch)[0]
+            peak_table = layer_peaks(conv_calls(baseline, photo, sketch), device, settings.repeats) if peaks else None
+            all_convs = None if peak_table is None else \
+                peak_table[peak_table['part'] == 'all convolutions'].set_index(['precision', 'layout'])
+            reference = statistics.median(samples[names[0]])
+            rows = []
+            for name in names:
+                median, key = statistics.median(samples[name]), _setting_key(trainers[name])
+                peak = None if all_convs is None or key not in all_convs.index else all_convs.loc[key, 'gflops']
+                best_peak = None if all_convs is None else all_convs['gflops'].max()
+                achieved = gflop / median if gflop else None
+                rows.append({'benchmark': 'cpu_step', 'setting': name, 'variant': variant, 'preset': settings.preset,
+                             'precision': key[0], 'layout': key[1], 'compile': bool(trainers[name].config.compile),
+                             'training_default': key == chosen and not trainers[name].config.compile,
+                             'image_size': baseline.config.image_size, 'batch_size': baseline.config.batch_size,
+                             'step_s': median, 'samples': [round(s, 4) for s in samples[name]],
+                             'speedup_vs_fp32_eager': reference / median, 'gflop_per_step': gflop, 'achieved_gflops': achieved,
+                             'peak_gflops': peak, 'fraction_of_peak': achieved / peak if achieved and peak else None,
+                             'best_peak_gflops': best_peak,
+                             'fraction_of_best_peak': achieved / best_peak if achieved and best_peak else None,
+                             'conv_seconds_alone': None if peak is None else all_convs.loc[key, 'seconds'],
+                             'warmup': settings.warmup, 'repeats': settings.repeats})
+            frames.append(pd.DataFrame(rows))
+            if peak_table is not None: frames.append(peak_table.assign(variant=variant))
+            if parts and variant == 'most_net':   # every setting's profile; the parts of the baseline and the fastest
+                fastest = min(names, key=lambda name: statistics.median(samples[name]))
+                for name in names:
+                    trainer = trainers[name]
+                    photo, sketch = fixed_batch(trainer)
+                    frames.append(step_profile(trainer, photo, sketch).assign(setting=name, variant=variant))
+                    if name not in (names[0], fastest): continue
+                    step_s = statistics.median(samples[name])
+                    part_rows = step_parts(trainer, photo, sketch, min(settings.warmup, 1), settings.repeats)
+                    rest_row = {'benchmark': 'step_parts', 'part': STEP_REST, 'calls_per_step': 1,
+                                'seconds': step_s - part_rows['seconds'].sum()}
+                    part_rows = pd.concat([part_rows, pd.DataFrame([rest_row])], ignore_index=True)
+                    part_rows['share_of_step'] = part_rows['seconds'] / step_s
+                    frames.append(part_rows.assign(setting=name, variant=variant))
+            trainers.clear()
+    return pd.concat(frames, ignore_index=True)
+
+# %% ../nbs/13_bench.ipynb #35bb3dfd
+ISA_SCRIPT = """
+import json, sys, tempfile, time
+from most_net.bench import BenchSettings, make_trainer, fixed_batch
+settings, rows = BenchSettings(**json.loads(sys.argv[1])), []
+for precision in ('fp32', 'bf16'):
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = make_trainer(settings, 'most_net', scratch, precision=precision, channels_last=False)
+        photo, sketch = fixed_batch(trainer)
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter(); trainer.train_step(photo, sketch); seconds.append(time.perf_counter() - start)
+        rows.append({'precision': precision, 'first_step_s': seconds[0], 'step_s': seconds[1]})
+print(json.dumps(rows))
+"""
+ISA_CAPS = {None: {}, 'AVX512_CORE': {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE'},
+            'AVX2': {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'ATEN_CPU_CAPABILITY': 'avx2'}}
+
+def bench_cpu_isa(settings: BenchSettings, caps: Sequence[str | None] = (None, 'AVX512_CORE', 'AVX2')) -> pd.DataFrame:
+    "MOST-Net's step in fp32 and bf16, in processes held to older instruction sets: what bf16 costs without native bf16."
+    payload = json.dumps({**dataclasses.asdict(settings), 'quick': settings.quick})
+    rows = []
+    for cap in caps:
+        env = {**os.environ, **ISA_CAPS[cap]}
+        done = subprocess.run([sys.executable, '-c', ISA_SCRIPT, payload], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise MostNetError(f'the step under ONEDNN_MAX_CPU_ISA={cap} failed: {done.stderr.strip().splitlines()[-1:]}')
+        for row in json.loads(done.stdout.strip().splitlines()[-1]):
+            rows.append({'benchmark': 'cpu_isa', 'isa_cap': cap or 'none (this CPU)', 'preset': settings.preset,
+                         'image_size': settings.image_size, 'batch_size': settings.batch_size, **row, 'repeats': 1, 'warmup': 1})
+    frame = pd.DataFrame(rows)
+    fp32 = frame[frame['precision'] == 'fp32'].set_index('isa_cap')['step_s']
+    frame['speedup_vs_fp32_same_isa'] = fp32.reindex(frame['isa_cap']).to_numpy() / frame['step_s']
     return frame
 
 # %% ../nbs/13_bench.ipynb #b6886c6e
 HARDWARE_COLUMNS = ('device', 'gpu', 'cpu', 'cpu_cores', 'torch', 'cuda', 'torch_threads')
+RUN_COLUMNS = ('cpu_bf16', 'cpu_others_share', 'cpu_steal_share')   # stamped when known: native bf16, a shared CPU
 
 def write_bench_csv(frame: pd.DataFrame, path: str | os.PathLike, settings: BenchSettings,
                     info: dict[str, Any] | None = None) -> Path:
@@ -602,7 +803,8 @@ def write_bench_csv(frame: pd.DataFrame, path: str | os.PathLike, settings: Benc
     if 'samples' in frame: frame['samples'] = [json.dumps([round(s, 6) for s in v]) if isinstance(v, list) else v
                                                for v in frame['samples']]
     stamps = {'mode': settings.mode, 'measured': _dt.datetime.now().isoformat(timespec='seconds'),
-              **{column: info.get(column) for column in HARDWARE_COLUMNS}}
+              **{column: info.get(column) for column in HARDWARE_COLUMNS},
+              **{column: info[column] for column in RUN_COLUMNS if column in info}}
     for column, value in stamps.items():   # rows kept from an earlier run keep their own stamps
         frame[column] = frame[column].where(frame[column].notna(), value) if column in frame else value
     buffer = io.StringIO(); frame.to_csv(buffer, index=False)
@@ -683,67 +885,138 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     try: return save_png(fig, path)
     finally: plt.close(fig)
 
+# %% ../nbs/13_bench.ipynb #3cb434d6
+def _machine_cpu_seconds() -> tuple[float, float] | None:
+    "CPU seconds spent busy by all processes, and stolen by the hypervisor (a VM), since boot (Linux /proc/stat); else None."
+    try: fields = [int(value) for value in Path('/proc/stat').read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError): return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf('SC_CLK_TCK')
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+def _own_cpu_seconds() -> float:
+    "CPU seconds of this process's threads and of its children that ended."
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+class CpuWatch:
+    "Within a `with` block: the share of this machine's CPU that other processes (and a VM's hypervisor) took."
+    def __init__(self): self.others_share = self.steal_share = None
+
+    def __enter__(self) -> 'CpuWatch':
+        self.start = (time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall, machine, own = time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds()
+        if machine is None or self.start[1] is None: return
+        capacity = (wall - self.start[0]) * (os.cpu_count() or 1)
+        busy, steal = machine[0] - self.start[1][0], machine[1] - self.start[1][1]
+        self.others_share = max(0.0, busy - (own - self.start[2])) / capacity
+        self.steal_share = steal / capacity
+
+    def busy_message(self, limit: float) -> str | None:
+        "None when others took less than `limit` of the CPU, else the one-line reason."
+        if self.others_share is None: return None
+        taken = max(self.others_share, self.steal_share)
+        if taken <= limit: return None
+        who = 'other processes' if self.others_share >= self.steal_share else "the hypervisor (other VMs: 'steal' time)"
+        return (f'the CPU was busy: {who} took {taken:.0%} of its {os.cpu_count()} cores while the benchmark ran '
+                f'(limit {limit:.0%})')
+
+def check_quiet_cpu(limit: float, seconds: float = 2.0) -> None:
+    "Fail at once, in one line, when other processes keep this CPU busy (sampled for `seconds` while this one sleeps)."
+    with CpuWatch() as watch: time.sleep(seconds)
+    message = watch.busy_message(limit)
+    if message: raise MostNetError(f'{message.replace("while the benchmark ran", "before the benchmark")}: '
+                                   f'{BUSY_FIX}')
+
+BUSY_FIX = ("timings would not be this machine's, so nothing was written; stop the other work first (a training run "
+            'stops with SIGTERM and resumes exactly with --resume) and run again, '
+            'or pass --set allow_busy=true to write them marked busy')
+
 # %% ../nbs/13_bench.ipynb #6877df05
-BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch')
+BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch', 'cpu_isa')
+DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name != 'cpu_isa')   # cpu_isa: minutes, on request
+
+def _summary_training(training: pd.DataFrame) -> list[dict]:
+    if not {'pix2pix', 'most_net'} <= set(training['variant']): return []
+    most = training.set_index('variant').loc['most_net']
+    rows = [('MOST-Net step / pix2pix step', most['ratio_to_pix2pix'], 'ratio', '<= 1.5')]
+    if 'gflop_ratio_to_pix2pix' in training:
+        rows.append(('MOST-Net step GFLOP / pix2pix step GFLOP', most['gflop_ratio_to_pix2pix'], 'ratio', ''))
+    rows += [('memory update + read / MOST-Net step', most['memory_share'], 'fraction', '< 10 %'),
+             ('data loading of a batch / MOST-Net step', most['data_share'], 'fraction', '')]
+    return rows
+
+def _summary_memory(memory: pd.DataFrame) -> list[dict]:
+    paper = memory[(memory['sweep'] == 'paper') & (memory['operation'] == 'total')].set_index('implementation')
+    if not ({'ours', 'naive'} <= set(paper.index) and pd.notna(paper.loc['naive'].get('median_s'))): return []
+    shape = f"K={paper.loc['ours', 'slots']}, {paper.loc['ours', 'positions']} positions x batch {paper.loc['ours', 'batch']}"
+    ratio = lambda column: paper.loc['naive', column] / paper.loc['ours', column]
+    return [(f'memory module: naive time / ours ({shape})', ratio('median_s'), 'ratio', ''),
+            (f'memory module: naive peak / ours ({shape})', ratio('peak_bytes'), 'ratio', '')]
+
+def _summary_metrics(metrics: pd.DataFrame) -> list[dict]:
+    timed = metrics[metrics['median_s'].notna()] if 'median_s' in metrics else metrics.iloc[:0]
+    if not len(timed): return []
+    what = f'metrics on {int(timed["images"].iloc[0])} CUFS test images ({", ".join(timed["metric"])})'
+    return [(what, timed['median_s'].sum(), 's', '')]
+
+def _summary_cpu_step(cpu_step: pd.DataFrame) -> list[dict]:
+    rows = []
+    for variant, table in cpu_step[cpu_step['benchmark'] == 'cpu_step'].groupby('variant', sort=False):
+        table = table.set_index('setting')
+        size = f"{int(table['image_size'].iloc[0])} px, batch {int(table['batch_size'].iloc[0])}, preset {table['preset'].iloc[0]}"
+        label, most = {'most_net': 'MOST-Net', 'pix2pix': 'pix2pix'}.get(variant, variant), variant == 'most_net'
+        used, best = table[table['training_default']].index[0], table['step_s'].idxmin()
+        rows += [(f'{label} step ({size}): the setting training uses ({used}) vs fp32 eager',
+                  table.loc[used, 'speedup_vs_fp32_eager'], 'ratio', '>= 3' if most else ''),
+                 (f'{label} step ({size}, {used}): achieved GFLOP/s / bf16 channels-last peak at its own layers',
+                  table.loc[used, 'fraction_of_best_peak'], 'fraction', '>= 40 %' if most else ''),
+                 (f'{label} step ({size}, {used}): achieved GFLOP/s / peak of its own precision and layout',
+                  table.loc[used, 'fraction_of_peak'], 'fraction', '')]
+        if best != used:
+            rows.append((f'{label} step ({size}): fastest setting ({best}) vs fp32 eager', table.loc[best, 'speedup_vs_fp32_eager'],
+                         'ratio', ''))
+    return rows
+
+def _summary_cpu_isa(isa: pd.DataFrame) -> list[dict]:
+    return [(f'MOST-Net step, bf16 / fp32, oneDNN held to {cap}', 1 / row['speedup_vs_fp32_same_isa'], 'ratio', '')
+            for cap, row in isa[isa['precision'] == 'bf16'].set_index('isa_cap').iterrows()]
+
+def _summary_sketch(sketch: pd.DataFrame) -> list[dict]:
+    calls = sketch.set_index('call')
+    size = f"{int(sketch['image_size'].iloc[0])} px, {sketch['generator'].iloc[0]}"
+    cold = calls.loc['cold start: import most_net.inference + load the generator']
+    one = calls.loc['Sketcher.predict, one aligned photo', 'median_s']
+    return [(f'sketch one aligned photo ({size}), model loaded', one, 's', '<= 0.5'),
+            (f'cold start of a sketching process ({size}): import + load', cold['median_s'], 's',
+             f"import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s")]
+
+def _summary_projection(projected: pd.DataFrame) -> list[dict]:
+    best = projected[projected['variant'] == 'most_net'].sort_values('projected_minutes').head(1)
+    return [(f"paper-budget MOST-Net run ({row['precision']}, channels_last={row['channels_last']}, compile={row['compile']})",
+             row['projected_minutes'], 'minutes', '< 10 on one H100') for _, row in best.iterrows()]
+
+SUMMARIES = {'training': _summary_training, 'memory': _summary_memory, 'metrics': _summary_metrics, 'cpu_step': _summary_cpu_step,
+             'cpu_isa': _summary_cpu_isa, 'sketch': _summary_sketch, 'projection': _summary_projection}
+SUMMARY_COLUMNS = ['benchmark', 'quantity', 'value', 'unit', 'target']
 
 def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) -> pd.DataFrame:
-    "The headline numbers of a benchmark run, with the issue's targets."
-    rows = []
-    training = tables.get('training')
-    if training is not None and {'pix2pix', 'most_net'} <= set(training['variant']):
-        most = training.set_index('variant').loc['most_net']
-        rows.append({'quantity': 'MOST-Net step / pix2pix step', 'value': most['ratio_to_pix2pix'], 'unit': 'ratio', 'target': '<= 1.5'})
-        if 'gflop_ratio_to_pix2pix' in training:
-            rows.append({'quantity': 'MOST-Net step GFLOP / pix2pix step GFLOP', 'value': most['gflop_ratio_to_pix2pix'], 'unit': 'ratio', 'target': ''})
-        rows.append({'quantity': 'memory update + read / MOST-Net step', 'value': most['memory_share'], 'unit': 'fraction', 'target': '< 10 %'})
-        rows.append({'quantity': 'data loading of a batch / MOST-Net step', 'value': most['data_share'], 'unit': 'fraction', 'target': ''})
-    memory = tables.get('memory')
-    if memory is not None:
-        paper = memory[(memory['sweep'] == 'paper') & (memory['operation'] == 'total')].set_index('implementation')
-        if {'ours', 'naive'} <= set(paper.index) and pd.notna(paper.loc['naive'].get('median_s')):
-            shape = f"K={paper.loc['ours', 'slots']}, {paper.loc['ours', 'positions']} positions x batch {paper.loc['ours', 'batch']}"
-            rows.append({'quantity': f'memory module: naive time / ours ({shape})', 'value': paper.loc['naive', 'median_s'] / paper.loc['ours', 'median_s'], 'unit': 'ratio', 'target': ''})
-            rows.append({'quantity': f'memory module: naive peak / ours ({shape})', 'value': paper.loc['naive', 'peak_bytes'] / paper.loc['ours', 'peak_bytes'], 'unit': 'ratio', 'target': ''})
-    metrics = tables.get('metrics')
-    if metrics is not None and 'median_s' in metrics:
-        timed = metrics[metrics['median_s'].notna()]
-        if len(timed):
-            rows.append({'quantity': f'metrics on {int(timed["images"].iloc[0])} CUFS test images ({", ".join(timed["metric"])})',
-                         'value': timed['median_s'].sum(), 'unit': 's', 'target': ''})
-    cpu_step = tables.get('cpu_step')
-    if cpu_step is not None and 'setting' in cpu_step:
-        timed = cpu_step[cpu_step['benchmark'] == 'cpu_step'].set_index('setting')
-        size = f"{int(timed['image_size'].iloc[0])} px, batch {int(timed['batch_size'].iloc[0])}, preset {timed['preset'].iloc[0]}"
-        best = timed['step_s'].idxmin()
-        rows.append({'quantity': f'MOST-Net step ({size}): fastest setting ({best}) vs fp32 eager', 'unit': 'ratio',
-                     'value': timed.loc[best, 'speedup_vs_fp32_eager'], 'target': '>= 2'})
-        rows.append({'quantity': f'MOST-Net step ({size}, {best}): achieved GFLOP/s / dense peak of this machine', 'unit': 'fraction',
-                     'value': timed.loc[best, 'fraction_of_peak'], 'target': '40 %'})
-    sketch = tables.get('sketch')
-    if sketch is not None and len(sketch):
-        calls = sketch.set_index('call')
-        size = f"{int(sketch['image_size'].iloc[0])} px, {sketch['generator'].iloc[0]}"
-        rows.append({'quantity': f'sketch one aligned photo ({size}), model loaded', 'unit': 's',
-                     'value': calls.loc['Sketcher.predict, one aligned photo', 'median_s'], 'target': '<= 0.5'})
-        cold = calls.loc['cold start: import most_net.inference + load the generator']
-        rows.append({'quantity': f'cold start of a sketching process ({size}): import + load', 'unit': 's',
-                     'value': cold['median_s'], 'target': f"import {cold['import_s']:.2f} s + load {cold['load_s']:.2f} s"})
-    projected = tables.get('projection')
-    if projected is not None and len(projected):
-        best = projected[projected['variant'] == 'most_net'].sort_values('projected_minutes').head(1)
-        for _, row in best.iterrows():
-            rows.append({'quantity': f"paper-budget MOST-Net run ({row['precision']}, channels_last={row['channels_last']}, compile={row['compile']})",
-                         'value': row['projected_minutes'], 'unit': 'minutes', 'target': '< 10 on one H100'})
-    elif get_device(settings.device).type != 'cuda':
-        rows.append({'quantity': 'paper-budget projection', 'value': None, 'unit': 'minutes',
-                     'target': 'needs a GPU run (absolute times are reported from a GPU only)'})
-    return pd.DataFrame(rows, columns=['quantity', 'value', 'unit', 'target'])
+    "The headline numbers of a benchmark run, each with the benchmark it comes from and its target."
+    rows = [dict(zip(SUMMARY_COLUMNS, (name, *row))) for name, summarise in SUMMARIES.items()
+            if tables.get(name) is not None and len(tables[name]) for row in summarise(tables[name])]
+    if tables.get('projection') is None and get_device(settings.device).type != 'cuda':
+        rows.append(dict(zip(SUMMARY_COLUMNS, ('projection', 'paper-budget projection', None, 'minutes',
+                                               'needs a GPU run (absolute times are reported from a GPU only)'))))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Sequence[str], device: torch.device,
              say: Callable[[str], None], run_grid: bool) -> None:
     "Run each chosen benchmark into `tables`, saying how long it took."
     steps = [('training', bench_training), ('inference', bench_inference), ('memory', bench_memory), ('metrics', bench_metrics),
-             ('cpu_step', bench_cpu_step), ('sketch', bench_sketch)]
+             ('cpu_step', bench_cpu_step), ('sketch', bench_sketch), ('cpu_isa', bench_cpu_isa)]
     for name, function in steps:
         if name not in only: continue
         say(f'bench {name} ({settings.mode}, {device}) ...')
@@ -755,7 +1028,7 @@ def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Seq
         tables['grid'] = bench_grid(settings)
 
 def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = None,
-                   only: Sequence[str] = BENCHMARKS, progress: Callable[[str], None] | None = print) -> dict[str, pd.DataFrame]:
+                   only: Sequence[str] = DEFAULT_BENCHMARKS, progress: Callable[[str], None] | None = print) -> dict[str, pd.DataFrame]:
     "Run the chosen benchmarks, write results/bench_*.csv, results/figures/bench_*.png and bench_summary.csv."
     unknown = sorted(set(only) - set(BENCHMARKS))
     if unknown: raise MostNetError(f'unknown benchmark(s) {unknown}: choose from {", ".join(BENCHMARKS)}')
@@ -767,18 +1040,26 @@ def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = 
     tables: dict[str, pd.DataFrame] = {}
     threads = torch.get_num_threads()
     if settings.threads: torch.set_num_threads(int(settings.threads))
-    try: _run_all(settings, tables, only, device, say, run_grid)
+    enforce = device.type == 'cpu' and not settings.allow_busy
+    if enforce: check_quiet_cpu(settings.busy_limit)
+    try:
+        with CpuWatch() as watch: _run_all(settings, tables, only, device, say, run_grid)
     finally: torch.set_num_threads(threads)
+    busy = watch.busy_message(settings.busy_limit)
+    if busy and enforce: raise MostNetError(f'{busy}: {BUSY_FIX}')
+    if busy: say(f'warning: {busy}; written anyway (allow_busy), with the share in every CSV')
     if device.type == 'cuda':
         timed = pd.concat([tables[name] for name in ('training', 'grid') if name in tables], ignore_index=True)
         if len(timed): tables['projection'] = projection(timed, settings)
     tables['summary'] = summarise_bench(tables, settings)
     previous = out_dir / 'bench_summary.csv'
-    if set(only) != set(BENCHMARKS) and previous.is_file():   # a partial run updates its own headline rows only
+    if set(only) != set(DEFAULT_BENCHMARKS) and previous.is_file():   # a partial run updates its own headline rows only
         kept = pd.read_csv(previous)
-        tables['summary'] = pd.concat([tables['summary'], kept[~kept['quantity'].isin(tables['summary']['quantity'])]],
-                                      ignore_index=True)
-    info = {**info, 'torch_threads': int(settings.threads or threads)}
+        ran = set(only) | set(tables['summary']['benchmark'])
+        replaced = kept['benchmark'].isin(ran) | kept['quantity'].isin(tables['summary']['quantity'])
+        tables['summary'] = pd.concat([tables['summary'], kept[~replaced]], ignore_index=True)
+    info = {**info, 'torch_threads': int(settings.threads or threads), 'cpu_others_share': watch.others_share,
+            'cpu_steal_share': watch.steal_share}
     for name, frame in tables.items(): write_bench_csv(frame, out_dir / f'bench_{name}.csv', settings, info)
     figures = out_dir / 'figures'
     if 'training' in tables: save_figure(plot_training(tables['training'], tables.get('inference')), figures / 'bench_training.png')
@@ -798,6 +1079,8 @@ def parse_setting(assignment: str) -> tuple[str, Any]:
         if isinstance(default, bool): return name, text.lower() in ('1', 'true', 'yes', 'on')
         if isinstance(default, tuple): return name, tuple(int(v) for v in text.split(',') if v)
         if isinstance(default, (int, float)): return name, type(default)(text)
+        if default is None and str(fields[name].type).startswith('bool'):   # 'bool | None': auto when None
+            return name, None if text.lower() in ('auto', 'none') else text.lower() in ('1', 'true', 'yes', 'on')
         if default is None:   # 'int | None' and the like: the annotation names the type
             kind = {'int': int, 'float': float}.get(str(fields[name].type).split('|')[0].strip(), str)
             return name, kind(text)
@@ -810,7 +1093,8 @@ def bench_cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='most-net bench', description='Measure training, inference, memory and metric speed.')
     parser.add_argument('--device', default='auto', help="cpu, cuda, cuda:N, mps or auto (default)")
     parser.add_argument('--quick', action='store_true', help='128 px, batch 2, fewer repeats and sweep points (minutes on a CPU)')
-    parser.add_argument('--only', default=','.join(BENCHMARKS), help=f'comma-separated subset of {",".join(BENCHMARKS)}')
+    parser.add_argument('--only', default=','.join(DEFAULT_BENCHMARKS),
+                        help=f'comma-separated subset of {",".join(BENCHMARKS)} (default: all but cpu_isa)')
     parser.add_argument('--out', default=None, help='output folder (default: results/ of this checkout)')
     parser.add_argument('--grid', default='auto', choices=('auto', 'on', 'off'), help='precision/layout/compile grid (auto: on CUDA)')
     parser.add_argument('--dataset', default=None, help='CUFS folder for the metric timings (default: find_dataset)')

@@ -12,7 +12,7 @@ from most_net.core import find_dataset
 
 SETTINGS = {'preset': 'tiny', 'image_size': 32, 'batch_size': 2, 'warmup': 1, 'perceptual_net': 'none', 'memory_dim': 16,
             'memory_batch': 1, 'paper_slots': 64, 'paper_side': 16, 'slot_counts': '32,64', 'position_sides': '8,16',
-            'metric_images': 3, 'metric_repeats': 1, 'threads': 1}
+            'metric_images': 3, 'metric_repeats': 1, 'threads': 1, 'allow_busy': 'true'}   # tests run side by side
 TINY = ['--device', 'cpu', '--repeats', '2'] + [part for name, value in SETTINGS.items() for part in ('--set', f'{name}={value}')]
 
 
@@ -100,6 +100,52 @@ def test_grid_and_projection_forced_on_cpu(tmp_path):
     assert (projected['paper_budget_steps'] > 0).all() and (projected['projected_minutes'] > 0).all()
 
 
+def test_cpu_step_csv(quick_run):
+    """The CPU step table: every setting of both variants, the peaks they are measured against, the parts and the profile."""
+    frame = read(quick_run, 'cpu_step')
+    steps = frame[frame['benchmark'] == 'cpu_step']
+    assert sorted(set(steps['variant'])) == ['most_net', 'pix2pix']
+    assert steps.groupby('variant')['setting'].apply(list).map(len).eq(4).all()
+    assert steps.groupby('variant')['training_default'].sum().eq(1).all()
+    assert (steps['fraction_of_peak'] > 0).all() and (steps['peak_gflops'] > 0).all()
+    peaks = frame[frame['benchmark'] == 'layer_peak']
+    assert set(zip(peaks['precision'], peaks['layout'])) == {('fp32', 'NCHW'), ('fp32', 'channels-last'), ('bf16', 'NCHW'),
+                                                             ('bf16', 'channels-last')}
+    profile = frame[frame['benchmark'] == 'step_profile']
+    for setting, rows in profile.groupby('setting'): assert rows['share_of_profiled_step'].sum() == pytest.approx(1.0)
+    assert {'cpu_others_share', 'cpu_steal_share'} <= set(frame.columns)
+
+
+def test_busy_cpu_writes_nothing(tmp_path):
+    """With another process spinning on every core, the bench refuses in one line and leaves the folder empty."""
+    import os, subprocess, sys
+    from most_net.core import MostNetError
+    spin = 'import time\nend = time.time() + 20\nwhile time.time() < end: pass'
+    spinners = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(os.cpu_count() or 1)]
+    try:
+        with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*allow_busy'):
+            run_benchmarks(bench_settings(device='cpu', **{k: v for k, v in SETTINGS.items() if k not in ('slot_counts', 'position_sides', 'allow_busy')}),
+                           tmp_path, only=['training'], progress=None)
+    finally:
+        for spinner in spinners: spinner.kill()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_step_is_the_training_step(tmp_path):
+    """The bench's step time and `Trainer.train_step` timed side by side (interleaved) agree within the noise."""
+    import statistics
+    from most_net.bench import bench_cpu_step, fixed_batch, time_callable
+    from most_net.train import Trainer, make_config
+    settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2, repeats=7)
+    bench = bench_cpu_step(settings, names=('bf16 autocast',), variants=('most_net',), parts=False, peaks=False)
+    config = make_config('tiny', image_size=64, batch_size=4, data_root='synthetic:4', precision='bf16', channels_last=False)
+    trainer = Trainer(config, tmp_path, pretrained=False)
+    photo, sketch = fixed_batch(trainer)
+    direct = time_callable(lambda: trainer.train_step(photo, sketch), 2, 7)[1]
+    ratio = bench['step_s'].item() / statistics.median(direct)
+    assert 0.67 < ratio < 1.5, (bench['samples'].item(), direct)
+
+
 def test_bad_input(tmp_path):
     assert main(['bench', '--only', 'speed', '--out', str(tmp_path)]) == 1
     assert main(['bench', '--dataset', str(tmp_path / 'nowhere'), '--only', 'metrics', '--out', str(tmp_path)]) == 1
@@ -111,7 +157,7 @@ def test_bad_input(tmp_path):
 def test_missing_dataset(tmp_path, monkeypatch):
     import most_net.bench as bench
     monkeypatch.setattr(bench, 'locate_cufs', lambda settings: None)   # as on a machine without CUFS
-    tables = run_benchmarks(bench_settings(device='cpu', metric_repeats=1), tmp_path, only=['metrics'], progress=None)
+    tables = run_benchmarks(bench_settings(device='cpu', metric_repeats=1, allow_busy=True), tmp_path, only=['metrics'], progress=None)
     assert tables['metrics']['note'].item().startswith('skipped: CUFS not found')
     assert read(tmp_path, 'metrics')['mode'].item() == 'full'
     assert not (tmp_path / 'figures' / 'bench_metrics.png').exists()
@@ -125,6 +171,7 @@ def test_benchmarks_notebook(repo, tmp_path):
                   'slot_counts': [32], 'position_sides': [8], 'threads': 1,
                   **{name: value for name, value in SETTINGS.items() if name not in ('slot_counts', 'position_sides', 'threads')}}
     overrides = {name: parameters.pop(name) for name in ('memory_dim', 'paper_slots', 'paper_side')}
+    overrides['allow_busy'] = parameters.pop('allow_busy') == 'true'
     pm.execute_notebook(str(repo / 'nbs' / 'benchmarks.ipynb'), str(tmp_path / 'benchmarks.out.ipynb'),
                         parameters={**parameters, 'overrides': overrides}, cwd=str(repo), progress_bar=False)
     assert read(tmp_path, 'training')['mode'].eq('quick').all()
