@@ -17,11 +17,12 @@ import pandas as pd
 from .core import MostNetError, atomic_write_text, describe_hardware, portable_path, portable_text, repo_root
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'DATA_TERMS',
-           'README_START', 'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table',
-           'floor_summary', 'higher_is_better', 'paired_bootstrap', 'same_test_set', 'usable_floor',
-           'paired_differences', 'make_table1', 'make_table2', 'model_card', 'write_model_card', 'score_release',
-           'readme_results', 'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map']
+__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
+           'DATA_TERMS', 'README_START', 'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown',
+           'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap', 'matched_run_differences',
+           'same_test_set', 'usable_floor', 'paired_differences', 'make_table1', 'make_table2', 'model_card',
+           'write_model_card', 'score_release', 'readme_results', 'sync_readme', 'save_figure',
+           'load_generator_from_run', 'memory_read_map']
 
 # %% ../nbs/11_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -183,6 +184,32 @@ def paired_bootstrap(ours: pd.DataFrame, reference: pd.DataFrame, metrics: Seque
                          'reference': reference_values.mean(), 'mean_difference': differences.mean(),
                          'ci_low': float(low), 'ci_high': float(high), 'verdict': _verdict(metric, low, high)})
     return pd.DataFrame(rows)
+
+# %% ../nbs/11_reports.ipynb #85df4b27
+WITHIN_NOISE = 'within the seed noise'
+
+def matched_run_differences(reference: str | os.PathLike, candidate: str | os.PathLike, other_seed: str | os.PathLike,
+                            window: int = 5) -> pd.DataFrame:
+    "Per loss curve and validation metric: |candidate - reference| against |other seed - reference|, and the verdict."
+    runs = {'reference': Path(reference), 'candidate': Path(candidate), 'other_seed': Path(other_seed)}
+    logs = {key: pd.read_csv(path / 'log.csv').set_index('step') for key, path in runs.items()}
+    steps = logs['reference'].index.intersection(logs['candidate'].index).intersection(logs['other_seed'].index)
+    losses = [c for c in logs['reference'] if c.startswith(('g_', 'd_')) and all(c in log for log in logs.values())]
+    smooth = {key: log.loc[steps, losses].rolling(window, min_periods=1).mean() for key, log in logs.items()}
+    rows = [{'quantity': f'loss {loss} (mean over {len(steps)} logged steps)',
+             'candidate_difference': (smooth['candidate'][loss] - smooth['reference'][loss]).abs().mean(),
+             'seed_difference': (smooth['other_seed'][loss] - smooth['reference'][loss]).abs().mean()} for loss in losses]
+    scores = {key: overall_metrics(load_summary(path)) for key, path in runs.items()}
+    for metric in METRIC_COLUMNS.values():
+        values = [scores[key].get(metric) for key in runs]
+        if any(v is None or pd.isna(v) for v in values): continue
+        rows.append({'quantity': f'validation {metric}', 'reference': values[0], 'candidate': values[1], 'other_seed': values[2],
+                     'candidate_difference': abs(values[1] - values[0]), 'seed_difference': abs(values[2] - values[0])})
+    frame = pd.DataFrame(rows)
+    frame['ratio'] = frame['candidate_difference'] / frame['seed_difference']
+    within = frame['candidate_difference'] <= frame['seed_difference']
+    frame['verdict'] = np.where(within, WITHIN_NOISE, 'larger than the seed noise')
+    return frame
 
 # %% ../nbs/11_reports.ipynb #c8e7759d
 def _test_names(summary: dict[str, Any]) -> set[str] | None:
