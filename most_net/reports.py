@@ -18,11 +18,12 @@ from .core import MostNetError, atomic_write_text, describe_hardware, portable_p
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
-           'DATA_TERMS', 'README_START', 'README_END', 'load_summary', 'budget', 'overall_metrics', 'table_markdown',
-           'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap', 'matched_run_differences',
-           'same_test_set', 'usable_floor', 'paired_differences', 'make_table1', 'make_table2', 'model_card',
-           'write_model_card', 'score_release', 'readme_results', 'sync_readme', 'save_figure',
-           'load_generator_from_run', 'memory_read_map']
+           'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'TEST_MODES', 'load_summary', 'budget',
+           'overall_metrics', 'table_markdown', 'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap',
+           'matched_run_differences', 'same_test_set', 'usable_floor', 'paired_differences', 'make_table1',
+           'make_table2', 'seed_spread', 'model_card', 'write_model_card', 'score_release', 'readme_results',
+           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'score_test_modes',
+           'choose_test_mode']
 
 # %% ../nbs/11_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -297,12 +298,14 @@ def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | N
                                    **overall_metrics(summary)}]))
     return pd.concat(rows, ignore_index=True), _notes(summaries)
 
+METHOD_NAMES = {**PAPER_TABLE2.set_index('variant')['method'].to_dict(), 'most_net_no_memory': 'MOST-Net w/o memory'}
+
 def make_table2(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None, ci: bool = False,
-                reference_key: str = 'most_net', resamples: int = 4000, seed: int = 0,
-                level: float = 0.95) -> tuple[pd.DataFrame, list[str]]:
-    "Table II: the ablation on CUFS, the paper's rows (quoted), ours (`runs`: variant -> run folder), the floor; `ci`: paired CIs."
+                reference_key: str = 'most_net', resamples: int = 4000, seed: int = 0, level: float = 0.95,
+                second_seeds: dict[str, str | os.PathLike] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    "Table II: the paper's rows (quoted), ours (`runs`: variant -> run folder), the floor; `ci`: paired CIs; `second_seeds`: spread."
     rows, summaries, folders = [PAPER_TABLE2], {}, {}
-    names = PAPER_TABLE2.set_index('variant')['method'].to_dict()
+    names = METHOD_NAMES
     for variant, run_dir in runs.items():
         summary = load_summary(run_dir)
         if summary['variant'] != variant:
@@ -317,18 +320,25 @@ def make_table2(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | N
         rows.append(pd.DataFrame([{'variant': 'floor', 'method': FLOOR_METHOD, **overall_metrics(summary), 'source': FLOOR_SOURCE}]))
     table, notes = pd.concat(rows, ignore_index=True), _notes(summaries)
     if len(budgets) > 1: notes.insert(0, 'WARNING: the runs of this table do not share one budget')
-    if ci: table, notes = _with_ci(table, notes, folders, reference_key, resamples, seed, level)
+    spread = seed_spread(runs, second_seeds) if second_seeds else pd.DataFrame(columns=['variant', 'metric', 'spread'])
+    if len(spread):
+        table, notes = _with_spread(table, notes, spread, second_seeds)
+    if ci: table, notes = _with_ci(table, notes, folders, reference_key, resamples, seed, level, _noise(spread))
     return table, notes
 
 def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], reference_key: str, resamples: int,
-             seed: int, level: float) -> tuple[pd.DataFrame, list[str]]:
+             seed: int, level: float, noise: dict[str, float] | None = None) -> tuple[pd.DataFrame, list[str]]:
     "Table II with a `<metric> diff vs <reference> [95% CI]` column per metric the reference scored per image."
+    noise = noise or {}
     if reference_key not in folders: raise MostNetError(f'ci needs the reference run {reference_key!r} among the runs')
     reference_name = PAPER_TABLE2.set_index('variant')['method'].get(reference_key, reference_key)
     if not (Path(folders[reference_key]) / 'metrics.csv').is_file():
         return table, notes + [f'no confidence intervals: the {reference_name} run has no metrics.csv (per-image scores)']
     differences = paired_differences(folders, reference_key, resamples, seed, level)
-    overall = differences[differences['subset'] == 'all'].set_index(['variant', 'metric'])
+    overall = differences[differences['subset'] == 'all'].copy()
+    within = overall['mean_difference'].abs() <= overall['metric'].map(noise).fillna(-1.0)
+    overall.loc[within, 'verdict'] = NO_DIFFERENCE   # a difference no larger than two seeds' is no difference
+    overall = overall.set_index(['variant', 'metric'])
     reference_columns = pd.read_csv(Path(folders[reference_key]) / 'metrics.csv', nrows=0).columns
     measured = table['source'].str.startswith('measured')
     for key, label in METRIC_COLUMNS.items():
@@ -338,8 +348,39 @@ def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], ref
             for variant, is_measured in zip(table['variant'], measured)]
     return table, notes + [f'diff vs {reference_name}: mean over the test images of (row - {reference_name}), paired per image, '
                            f'with a {level:.0%} percentile bootstrap interval ({resamples} resamples of the test images, seed {seed}); '
-                           f'an interval containing zero reads "{NO_DIFFERENCE}"; better/worse follow each metric '
-                           '(FSIM, SSIM higher; LPIPS lower); rows without per-image scores (metrics.csv) show —']
+                           f'an interval containing zero reads "{NO_DIFFERENCE}"'
+                           + (', and so does a difference no larger than the seed spread' if noise else '') +
+                           '; better/worse follow each metric (FSIM, SSIM higher; LPIPS lower); rows without per-image '
+                           'scores (metrics.csv) show —']
+
+def seed_spread(runs: dict[str, str | os.PathLike], second_seeds: dict[str, str | os.PathLike]) -> pd.DataFrame:
+    "Per variant with a second seed and per metric: both seeds' overall scores and their spread |seed 1 - seed 0|."
+    rows = []
+    for variant, run_dir in second_seeds.items():
+        if variant not in runs: raise MostNetError(f'second seed given for {variant!r}, which is not among the runs ({", ".join(runs)})')
+        first, second = load_summary(runs[variant]), load_summary(run_dir)
+        if second['variant'] != variant: raise MostNetError(f"{run_dir} is a {second['variant']} run, given as {variant}'s second seed")
+        if not same_test_set(first, second): raise MostNetError(f'{run_dir} scored other test images than {runs[variant]}')
+        scores = {key: [overall_metrics(s)[label] for s in (first, second)] for key, label in METRIC_COLUMNS.items()}
+        rows += [{'variant': variant, 'metric': key, 'seed_0': a, 'seed_1': b, 'spread': abs(b - a)}
+                 for key, (a, b) in scores.items() if a is not None and b is not None]
+    return pd.DataFrame(rows, columns=['variant', 'metric', 'seed_0', 'seed_1', 'spread'])
+
+def _noise(spread: pd.DataFrame) -> dict[str, float]:
+    "Per metric, the largest seed spread measured: what a difference must exceed to count."
+    return spread.groupby('metric')['spread'].max().to_dict() if len(spread) else {}
+
+def _with_spread(table: pd.DataFrame, notes: list[str], spread: pd.DataFrame,
+                 second_seeds: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    "Table II with a `<metric> seed spread` column per metric: |seed 1 - seed 0| on the rows that have a second seed."
+    cells = spread.set_index(['variant', 'metric'])['spread']
+    measured = table['source'].str.startswith('measured')
+    for key, label in METRIC_COLUMNS.items():
+        if key not in set(spread['metric']): continue
+        table[f'{label} seed spread'] = [cells[(variant, key)] if is_measured and (variant, key) in cells.index else None
+                                         for variant, is_measured in zip(table['variant'], measured)]
+    seeds = '; '.join(f"{METHOD_NAMES.get(v, v)}: `{_display_path(p)}`" for v, p in second_seeds.items())
+    return table, notes + [f'seed spread: |seed 1 - seed 0| of the overall score, same budget, other seed ({seeds})']
 
 # %% ../nbs/11_reports.ipynb #b3c8947e
 DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
@@ -493,3 +534,33 @@ def memory_read_map(generator, photo, device='cpu'):
         features = generator.photo_encoder(photo[None].to(device))
         slots = generator.memory.assignments(to_slots(features))
     return tensor_to_uint8(photo), slots.view(features.shape[2], features.shape[3]).cpu().numpy()
+
+# %% ../nbs/11_reports.ipynb #95cbb777
+TEST_MODES = ('eval', 'train')
+
+def score_test_modes(run_dir: str | os.PathLike, modes: Sequence[str] = TEST_MODES, device='cpu',
+                     progress: bool = False) -> pd.DataFrame:
+    "A trained run's test split sketched in each test mode and scored: one row of overall metrics per mode."
+    import tempfile
+    from most_net.metrics import evaluate_images
+    from most_net.train import TrainConfig, open_split, predict_split
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    generator, dataset, rows = load_generator_from_run(run_dir, device), open_split(config, 'test'), []
+    for mode in modes:
+        with tempfile.TemporaryDirectory() as scratch:
+            items = predict_split(generator, dataset, scratch, device, config.eval_batch_size, None, mode)
+        summary = evaluate_images(items, config.metrics, device=device, progress=progress).summary
+        rows.append({'run': run_dir.name, 'test_mode': mode, **summary[summary['subset'] == 'all'].iloc[0].to_dict()})
+    return pd.DataFrame(rows).drop(columns='subset')
+
+def choose_test_mode(scores: pd.DataFrame) -> str:
+    "The test mode better on most metrics of `score_test_modes`'s table; 'eval' on a tie."
+    metrics = [m for m in METRIC_COLUMNS if m in scores.columns and scores[m].notna().all()]
+    if not metrics: raise MostNetError('choose_test_mode: the table has no scored metric')
+    scores = scores.set_index('test_mode')
+    wins = {mode: 0 for mode in scores.index}
+    for metric in metrics:
+        best = scores[metric].idxmax() if higher_is_better(metric) else scores[metric].idxmin()
+        wins[best] += 1
+    return max(sorted(wins, key=lambda mode: mode != 'eval'), key=wins.get)

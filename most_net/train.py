@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import io
@@ -646,8 +647,16 @@ def predict_split(generator: nn.Module, dataset, out_dir: str | os.PathLike, dev
                   ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     "Sketch every photo of `dataset`, write `<stem>.png` at the original size, return (name, subset, reference, prediction)."
     device = get_device(device)
-    generator = _unwrap(generator).train(test_mode == 'train')   # 'train': pix2pix's test time (batch norm on the batch, dropout)
+    generator = _unwrap(generator).eval()
+    if test_mode == 'train':   # pix2pix's test time: one photo per batch, its own batch statistics, dropout on (seeded)
+        generator, batch_size = copy.deepcopy(generator).train(), 1   # a copy: batch norm's running statistics stay untouched
     out_dir = Path(out_dir)
+    with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+        torch.manual_seed(0)
+        results = _predict_batches(generator, dataset, out_dir, device, batch_size, amp_dtype)
+    return results
+
+def _predict_batches(generator, dataset, out_dir: Path, device, batch_size: int, amp_dtype) -> list:
     results = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
