@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .core import MostNetError, atomic_write_text, find_dataset, get_device, hardware_info, quiet_torch_logs, repo_root
 from .memory import MemoryDictionary
+from .options import add_config_options, config_overrides
 
 # %% auto #0
 __all__ = ['QUICK', 'COLD_START_SCRIPT', 'CONV_LAYERS', 'LAYOUTS', 'PRECISIONS', 'PEAK_SETTINGS', 'OP_CATEGORIES',
@@ -44,7 +45,7 @@ __all__ = ['QUICK', 'COLD_START_SCRIPT', 'CONV_LAYERS', 'LAYOUTS', 'PRECISIONS',
            'conv_calls', 'conv_call_runner', 'layer_peaks', 'step_profile', 'step_parts', 'training_setting',
            'time_settings', 'bench_cpu_step', 'bench_cpu_isa', 'write_bench_csv', 'plot_training', 'plot_memory',
            'plot_metrics', 'save_figure', 'CpuWatch', 'check_quiet_cpu', 'summarise_bench', 'run_benchmarks',
-           'parse_setting', 'bench_cli']
+           'bench_cli']
 
 # %% ../nbs/13_bench.ipynb #a3d8b5e5
 def synchronize(device: torch.device | str | None) -> None:
@@ -98,7 +99,7 @@ class BenchSettings:
     preset: str = 'paper'                   # most_net.train preset the trainers are built from
     image_size: int = 256
     batch_size: int = 16
-    variants: tuple = ('pix2pix', 'most_net')
+    variants: tuple[str, ...] = ('pix2pix', 'most_net')
     perceptual_net: str = 'vgg19'
     precision: str = 'auto'
     channels_last: bool | None = None     # None: as training picks it (channels-last on a GPU only)
@@ -111,8 +112,8 @@ class BenchSettings:
     memory_batch: int = 16
     paper_slots: int = 512
     paper_side: int = 64                    # 256 x 256 input, 2 stride-2 convs: 64 x 64 positions
-    slot_counts: tuple = (128, 256, 512, 1024, 2048, 4096)
-    position_sides: tuple = (32, 64, 128)
+    slot_counts: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096)
+    position_sides: tuple[int, ...] = (32, 64, 128)
     naive_limit_gib: float | None = None    # skip the full-matrix reference above this (None: 24 GiB on CUDA, 4 on a CPU)
     # metrics on the CUFS test split (None: every test image)
     metric_images: int | None = None
@@ -933,7 +934,7 @@ def check_quiet_cpu(limit: float, seconds: float = 2.0) -> None:
 
 BUSY_FIX = ("timings would not be this machine's, so nothing was written; stop the other work first (a training run "
             'stops with SIGTERM and resumes exactly with --resume) and run again, '
-            'or pass --set allow_busy=true to write them marked busy')
+            'or pass --allow-busy true to write them marked busy')
 
 # %% ../nbs/13_bench.ipynb #6877df05
 BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch', 'cpu_isa')
@@ -1068,42 +1069,17 @@ def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = 
     return tables
 
 # %% ../nbs/13_bench.ipynb #7e6ea6da
-def parse_setting(assignment: str) -> tuple[str, Any]:
-    "`name=value` for a `BenchSettings` field, the value read by the field's type (tuples: comma-separated ints)."
-    name, _, text = assignment.partition('=')
-    fields = {f.name: f for f in dataclasses.fields(BenchSettings)}
-    if name not in fields or not _:
-        raise MostNetError(f'--set {assignment!r}: expected name=value with a name from {", ".join(fields)}')
-    default = getattr(BenchSettings(), name)
-    try:
-        if isinstance(default, bool): return name, text.lower() in ('1', 'true', 'yes', 'on')
-        if isinstance(default, tuple): return name, tuple(int(v) for v in text.split(',') if v)
-        if isinstance(default, (int, float)): return name, type(default)(text)
-        if default is None and str(fields[name].type).startswith('bool'):   # 'bool | None': auto when None
-            return name, None if text.lower() in ('auto', 'none') else text.lower() in ('1', 'true', 'yes', 'on')
-        if default is None:   # 'int | None' and the like: the annotation names the type
-            kind = {'int': int, 'float': float}.get(str(fields[name].type).split('|')[0].strip(), str)
-            return name, kind(text)
-    except ValueError as err:
-        raise MostNetError(f'--set {assignment!r}: {text!r} is not a valid value for {name} (default {default!r})') from err
-    return name, text
-
 def bench_cli(argv: list[str] | None = None) -> int:
     "`most-net bench`: run the benchmarks and write results/bench_*.csv and results/figures/bench_*.png."
     parser = argparse.ArgumentParser(prog='most-net bench', description='Measure training, inference, memory and metric speed.')
-    parser.add_argument('--device', default='auto', help="cpu, cuda, cuda:N, mps or auto (default)")
-    parser.add_argument('--quick', action='store_true', help='128 px, batch 2, fewer repeats and sweep points (minutes on a CPU)')
     parser.add_argument('--only', default=','.join(DEFAULT_BENCHMARKS),
                         help=f'comma-separated subset of {",".join(BENCHMARKS)} (default: all but cpu_isa)')
     parser.add_argument('--out', default=None, help='output folder (default: results/ of this checkout)')
-    parser.add_argument('--grid', default='auto', choices=('auto', 'on', 'off'), help='precision/layout/compile grid (auto: on CUDA)')
-    parser.add_argument('--dataset', default=None, help='CUFS folder for the metric timings (default: find_dataset)')
-    parser.add_argument('--repeats', type=int, default=None, help='timed repeats (default: full 5, quick 3)')
-    parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
-                        help='any other BenchSettings field, e.g. --set image_size=64 --set slot_counts=128,512 (repeatable)')
+    add_config_options(parser, BenchSettings, title='benchmark settings (--quick: 128 px, batch 2, fewer repeats and sweep points; '
+                       'the default shown is the full set\'s)')
     args = parser.parse_args(argv)
-    settings = bench_settings(args.quick, device=args.device, grid=args.grid, dataset=args.dataset, repeats=args.repeats,
-                              **dict(parse_setting(assignment) for assignment in args.set))
+    given = config_overrides(args, BenchSettings)
+    settings = bench_settings(given.pop('quick', False), **given)
     tables = run_benchmarks(settings, args.out, only=[name for name in args.only.split(',') if name])
     print(tables['summary'].to_string(index=False))
     return 0

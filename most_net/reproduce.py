@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from .core import MostNetError, atomic_write_json, get_device, hardware_info, resolve_path
+from .options import add_config_options, config_overrides
 from .train import VARIANTS, TrainConfig, make_config
 
 # %% auto #0
@@ -29,7 +30,7 @@ __all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'P
            'training_minutes_now', 'check_data_root', 'check_overrides', 'check_perceptual_weights', 'grid_options',
            'setting_label', 'grid_settings', 'run_grid', 'pick_setting', 'steady_step_seconds', 'project_paper_budget',
            'dataset_label', 'write_tables', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid',
-           'release_most_net', 'reproduce', 'parse_override', 'reproduce_cli']
+           'release_most_net', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/14_reproduce.ipynb #131bacb8
 DEFAULT_VARIANTS = ('most_net', 'most_net_no_mr', 'pix2pix', 'most_net_no_memory')
@@ -150,7 +151,7 @@ def check_perceptual_weights(configs: Sequence[TrainConfig]) -> None:
         try: find_weights(losses.perceptual_net, losses.weights_path)
         except MostNetError as err:
             raise MostNetError(f'the {config.variant} run needs {losses.perceptual_net} ImageNet weights for its perceptual loss: {err}; '
-                               f'or train with another backbone: --set perceptual_net=squeezenet1_1 (or none)') from err
+                               f'or train with another backbone: --perceptual-net squeezenet1_1 (or none)') from err
 
 # %% ../nbs/14_reproduce.ipynb #a9d57f19
 def grid_options(device: torch.device | str, full: bool = False) -> list[dict[str, Any]]:
@@ -468,28 +469,6 @@ def reproduce(budget_minutes: float, preset: str = 'paper', data_root: str = 'da
     return _jsonable({**record, 'out_dir': str(out)})
 
 # %% ../nbs/14_reproduce.ipynb #14ea82cf
-_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
-
-def parse_override(assignment: str) -> tuple[str, Any]:
-    "`name=value` for a `TrainConfig` field, the value read by the field's default type."
-    name, sep, text = assignment.partition('=')
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    if not sep or name not in fields:
-        raise MostNetError(f'--set {assignment!r}: expected name=value with a TrainConfig option, e.g. lr_g=1e-4 or perceptual_net=none')
-    if name in RESERVED: raise MostNetError(f'--set {name}: give it through {RESERVED[name]}')
-    default = getattr(TrainConfig(), name)
-    try:
-        if isinstance(default, bool):
-            if text.lower() not in _TRUE + _FALSE: raise ValueError(text)
-            return name, text.lower() in _TRUE
-        if isinstance(default, tuple): return name, tuple(part for part in text.split(',') if part)
-        if isinstance(default, dict): return name, json.loads(text)
-        if isinstance(default, (int, float)): return name, type(default)(text)
-        if default is None and 'int' in str(fields[name].type): return name, int(text)
-    except (ValueError, json.JSONDecodeError) as err:
-        raise MostNetError(f'--set {assignment!r}: {text!r} is not a valid value for {name} (default {default!r})') from err
-    return name, text
-
 def reproduce_cli(argv: list[str] | None = None) -> int:
     "`most-net reproduce`: the whole reproduction under one budget of minutes."
     parser = argparse.ArgumentParser(prog='most-net reproduce', description='Plan a budget of minutes, pick the fastest precision / '
@@ -508,7 +487,7 @@ def reproduce_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--max-shard-mb', type=float, default=15, help='release the generator in shards of at most this many MB (default 15)')
     parser.add_argument('--no-floor', action='store_true', help='skip the grey-photo floor row')
     parser.add_argument('--overwrite', action='store_true', help='replace an earlier reproduction in --out')
-    parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE', help='a TrainConfig option of the runs (repeatable)')
+    add_config_options(parser, TrainConfig, skip=RESERVED, title='training options of the runs (default: the preset\'s)')
     args = parser.parse_args(argv)
     shares = None
     if args.shares:
@@ -517,5 +496,5 @@ def reproduce_cli(argv: list[str] | None = None) -> int:
     reproduce(args.minutes, preset=args.preset, data_root=args.data_root, out_dir=args.out, device=args.device,
               variants=args.variants, shares=shares, grid='full' if args.full_grid else not args.no_grid,
               max_shard_mb=args.max_shard_mb, floor=not args.no_floor, overwrite=args.overwrite,
-              **dict(parse_override(assignment) for assignment in args.set))
+              **config_overrides(args, TrainConfig, skip=RESERVED))
     return 0

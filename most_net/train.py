@@ -41,6 +41,7 @@ from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_
 from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
+from .options import add_config_options, config_overrides
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS',
@@ -109,7 +110,7 @@ class TrainConfig:
     num_samples: int = 4
     eval_batch_size: int = 8
     test_mode: str = 'eval'              # 'eval' (running statistics, no dropout) | 'train' (pix2pix's own test time: batch statistics, dropout on)
-    metrics: tuple = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg')
+    metrics: tuple[str, ...] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg')
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -781,17 +782,8 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
     return result
 
 # %% ../nbs/08_train.ipynb #39ad87ed
-def _parse_value(text: str, like: Any, annotation: str = ''):
-    if str(annotation).startswith('bool') and 'None' in str(annotation) and text.lower() in ('auto', 'none'): return None
-    if isinstance(like, bool) or str(annotation).startswith('bool'): return text.lower() in ('1', 'true', 'yes', 'on')
-    if isinstance(like, tuple): return tuple(part for part in text.split(',') if part)
-    if isinstance(like, dict): return json.loads(text)
-    return text
-
 def train_cli(argv: list[str] | None = None) -> int:
     "`most-net train`: train one variant and evaluate it on the test split."
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog='most-net train', description='Train pix2pix, MOST-Net w/o MR or MOST-Net.')
     parser.add_argument('--preset', default='tiny', choices=list(PRESETS))
     parser.add_argument('--run-dir', default=None, help='output folder (default results/runs/<name>)')
@@ -799,19 +791,10 @@ def train_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-evaluate', action='store_true', help='skip test predictions and metrics')
     parser.add_argument('--warm-start', default=None, metavar='WEIGHTS',
                         help="start from a run's checkpoints/weights.safetensors (another machine): weights, step, fresh optimisers")
-    for name, spec in fields.items():
-        if name == 'preset': continue
-        default = getattr(defaults, name)
-        kind = {int: int, float: float}.get(type(default), str)
-        if name == 'max_steps': kind = int
-        if name == 'max_minutes': kind = float
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
-                            help=f'(default: preset, else {default!r})')
-    args = vars(parser.parse_args(argv))
-    preset, run_dir, resume, no_eval = args.pop('preset'), args.pop('run_dir'), args.pop('resume'), args.pop('no_evaluate')
-    warm_start = args.pop('warm_start')
-    overrides = {k: (_parse_value(v, getattr(defaults, k), fields[k].type) if isinstance(v, str) else v) for k, v in args.items() if v is not None}
-    config = make_config(preset, **overrides)
+    add_config_options(parser, TrainConfig, skip=['preset'], title='training options (default: the preset\'s, else the one shown)')
+    args = parser.parse_args(argv)
+    preset, run_dir, resume, no_eval, warm_start = args.preset, args.run_dir, args.resume, args.no_evaluate, args.warm_start
+    config = make_config(preset, **config_overrides(args, TrainConfig, skip=['preset']))
     rank, world_size, _ = distributed_env()
     if world_size == 1:
         result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, warm_start=warm_start)

@@ -13,7 +13,7 @@ from most_net.core import find_dataset
 SETTINGS = {'preset': 'tiny', 'image_size': 32, 'batch_size': 2, 'warmup': 1, 'perceptual_net': 'none', 'memory_dim': 16,
             'memory_batch': 1, 'paper_slots': 64, 'paper_side': 16, 'slot_counts': '32,64', 'position_sides': '8,16',
             'metric_images': 3, 'metric_repeats': 1, 'threads': 1, 'allow_busy': 'true'}   # tests run side by side
-TINY = ['--device', 'cpu', '--repeats', '2'] + [part for name, value in SETTINGS.items() for part in ('--set', f'{name}={value}')]
+TINY = ['--device', 'cpu', '--repeats', '2'] + [part for name, value in SETTINGS.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def read(out, name):
@@ -149,9 +149,10 @@ def test_bench_step_is_the_training_step(tmp_path):
 def test_bad_input(tmp_path):
     assert main(['bench', '--only', 'speed', '--out', str(tmp_path)]) == 1
     assert main(['bench', '--dataset', str(tmp_path / 'nowhere'), '--only', 'metrics', '--out', str(tmp_path)]) == 1
-    assert main(['bench', '--set', 'speed=3']) == 1
+    assert main(['bench', '--grid', 'sometimes', '--out', str(tmp_path)]) == 1
+    assert main(['bench', '--repeats', 'many', '--out', str(tmp_path)]) == 1
     with pytest.raises(SystemExit):
-        bench_cli(['--grid', 'sometimes'])
+        bench_cli(['--speed', '3'])
 
 
 def test_missing_dataset(tmp_path, monkeypatch):

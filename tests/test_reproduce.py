@@ -120,7 +120,7 @@ def test_projection_of_the_paper_budget(reproduction):
     (['--minutes', '-2'], 'the budget must be a positive number of minutes'),
     (['--minutes', '1', '--variants', 'most_net,cyclegan'], "unknown variant 'cyclegan'"),
     (['--minutes', '1', '--data-root', '{tmp}/no_such_data'], 'data root {tmp}/no_such_data does not exist'),
-    (['--minutes', '1', '--set', 'max_minutes=3'], 'give it through the budget (--minutes)'),
+    (['--minutes', '1', '--augment', 'maybe'], "--augment 'maybe': expected true or false"),
 ])
 def test_cli_refuses_a_bad_request_before_writing(argv, message, tmp_path, capsys):
     argv = [part.format(tmp=tmp_path) for part in argv]
