@@ -24,15 +24,17 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'get_device', 'seed_everything', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'is_write_fault',
-           'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard', 'is_out_of_memory', 'release_cached_memory',
-           'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path', 'portable_text',
-           'make_run_dir', 'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
+__all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'get_device', 'seed_everything',
+           'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
+           'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard', 'is_out_of_memory',
+           'release_cached_memory', 'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path',
+           'portable_text', 'make_run_dir', 'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
     "An error caused by the user's input or environment; its message names the file, the value and the fix."
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.pgm', '.ppm')   # image files PIL reads: photos, sketches, predictions
 
 # %% ../nbs/00_core.ipynb #fc9c34b4
 def get_device(device: str | torch.device | None = None) -> torch.device:

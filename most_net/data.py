@@ -21,13 +21,13 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from .core import MostNetError, atomic_write_text, get_device
+from .core import IMAGE_SUFFIXES, MostNetError, atomic_write_text, get_device
 
 # %% auto #0
 __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'SKIN_TONES', 'HAIR_COLOURS', 'IRIS_COLOURS', 'REQUIRED_COLUMNS',
-           'IMAGE_SUFFIXES', 'CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS',
-           'CUFS_SUBSETS', 'DatasetError', 'pad_to_square', 'crop_to_original', 'uint8_to_tensor', 'tensor_to_uint8',
-           'preprocess', 'restore', 'postprocess_prediction', 'default_jitter', 'augmentation_draws', 'augment_pairs',
+           'CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS',
+           'DatasetError', 'pad_to_square', 'crop_to_original', 'uint8_to_tensor', 'tensor_to_uint8', 'preprocess',
+           'restore', 'postprocess_prediction', 'default_jitter', 'augmentation_draws', 'augment_pairs',
            'draw_synthetic_face', 'check_image_size', 'PairedImages', 'SyntheticFaceSketch', 'read_pairs',
            'validate_dataset', 'staged_folder', 'write_synthetic_dataset', 'FaceSketchDataset', 'TensorLoader',
            'open_dataset', 'cufsf_split', 'prepare_dataset', 'carve_validation', 'format_counts', 'data_cli']
@@ -360,7 +360,6 @@ class SyntheticFaceSketch(PairedImages):
 
 # %% ../nbs/01_data.ipynb #cf19c4e6
 REQUIRED_COLUMNS = ('split', 'subset', 'name')
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.pgm', '.ppm')
 
 def read_pairs(root: str | os.PathLike) -> pd.DataFrame:
     "The `pairs.csv` of a canonical dataset folder, checked for its columns, values and duplicate names."

@@ -23,25 +23,22 @@ import torch
 import torch.nn as nn
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .core import (MostNetError, atomic_write_bytes, atomic_write_json, get_device, is_out_of_memory, portable_path,
+from .core import (IMAGE_SUFFIXES, MostNetError, atomic_write_bytes, atomic_write_json, get_device, is_out_of_memory, portable_path,
                            release_cached_memory, repo_root, resolve_path, write_guard)
 from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tensor
 from .networks import ModelConfig, build_generator
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'CUFS_SIZE', 'CUFS_EYES', 'EYES_IN_FACE_BOX', 'HAAR_FACE_CASCADE', 'HAAR_EYE_CASCADES',
-           'TRAINING_CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'GENERATOR_FORMAT_VERSION', 'SHARD_NAME', 'MB',
-           'RELEASE_NAME', 'load_image', 'similarity_matrix', 'apply_affine', 'invert_affine', 'warp_image',
-           'detect_face_boxes', 'eye_centre', 'FaceDetection', 'detect_faces', 'AlignedFace', 'align_to_cufs',
-           'align_faces', 'as_cufs_frame', 'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas',
-           'alignment_error', 'LoadedGenerator', 'read_generator', 'prepare_photo', 'prediction_meta', 'SketchResult',
-           'Sketcher', 'list_images', 'shard_name', 'release_generator', 'export_generator', 'file_sha256',
-           'release_checksums', 'find_default_checkpoint', 'released_generator_folders', 'released_generator_path',
-           'sketch_cli']
+__all__ = ['CUFS_SIZE', 'CUFS_EYES', 'EYES_IN_FACE_BOX', 'HAAR_FACE_CASCADE', 'HAAR_EYE_CASCADES', 'TRAINING_CHECKPOINT_FORMAT',
+           'GENERATOR_FORMAT', 'GENERATOR_FORMAT_VERSION', 'SHARD_NAME', 'MB', 'RELEASE_NAME', 'load_image',
+           'similarity_matrix', 'apply_affine', 'invert_affine', 'warp_image', 'detect_face_boxes', 'eye_centre',
+           'FaceDetection', 'detect_faces', 'AlignedFace', 'align_to_cufs', 'align_faces', 'as_cufs_frame',
+           'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas', 'alignment_error', 'LoadedGenerator',
+           'read_generator', 'prepare_photo', 'prediction_meta', 'SketchResult', 'Sketcher', 'list_images',
+           'shard_name', 'release_generator', 'export_generator', 'file_sha256', 'release_checksums',
+           'find_default_checkpoint', 'released_generator_folders', 'released_generator_path', 'sketch_cli']
 
 # %% ../nbs/09_inference.ipynb #9f374a67
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
 def _describe(image: Any) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f'<{type(image).__name__}>'
 

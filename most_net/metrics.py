@@ -22,13 +22,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import MostNetError, atomic_write_text, get_device, portable_text, resolve_path
+from .core import (IMAGE_SUFFIXES, MostNetError, atomic_write_json, atomic_write_text, get_device, hardware_info, portable_path,
+                           portable_text, resolve_path, write_guard)
 from .weights import find_weights, load_backbone
 
 # %% auto #0
-__all__ = ['LPIPS_BACKBONES', 'METRICS', 'IMAGE_SUFFIXES', 'ssim', 'matlab_downsample', 'fsim_batch', 'fsim',
+__all__ = ['LPIPS_BACKBONES', 'METRICS', 'SUMMARY_KEYS', 'ssim', 'matlab_downsample', 'fsim_batch', 'fsim',
            'lpips_backbone_state', 'lpips_model', 'lpips_distance', 'EvaluationResult', 'summarise', 'evaluate_images',
-           'read_grey', 'ground_truth_files', 'evaluate', 'evaluate_cli']
+           'score_into', 'summary_table', 'read_grey', 'ground_truth_files', 'prediction_items', 'evaluate',
+           'evaluate_cli']
 
 # %% ../nbs/07_metrics.ipynb #24734146
 def _grey_pair(reference: np.ndarray, distorted: np.ndarray, what: str = 'images') -> tuple[np.ndarray, np.ndarray]:
@@ -222,9 +224,28 @@ def evaluate_images(items: Iterable[tuple[str, str, np.ndarray, np.ndarray]], me
     per_image = pd.DataFrame(rows, columns=['name', 'subset', *computed])
     return EvaluationResult(per_image, summarise(per_image, computed), unavailable)
 
-# %% ../nbs/07_metrics.ipynb #29cee538
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+# %% ../nbs/07_metrics.ipynb #cbd27308
+SUMMARY_KEYS = ('test_images', 'metrics', 'unavailable', 'hardware')
 
+def score_into(items: Iterable[tuple[str, str, np.ndarray, np.ndarray]], out_dir: str | os.PathLike,
+               metrics: Sequence[str] = METRICS, device: str | torch.device | None = None, progress: bool = True,
+               **description) -> dict:
+    "Score prediction items; write `out_dir/metrics.csv` and `out_dir/summary.json` (`description` + SUMMARY_KEYS); return the summary."
+    device = get_device(device)
+    result = evaluate_images(items, metrics, device=device, progress=progress)
+    out_dir = Path(out_dir)
+    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
+    with write_guard(out_dir / 'metrics.csv'): atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
+    summary = {**description, 'test_images': len(result.per_image), 'metrics': result.summary.to_dict(orient='records'),
+               'unavailable': result.unavailable, 'hardware': hardware_info(device)}
+    with write_guard(out_dir / 'summary.json'): atomic_write_json(out_dir / 'summary.json', summary)
+    return summary
+
+def summary_table(summary: dict) -> str:
+    "A summary's means as a plain-text table, with a line per metric not computed."
+    return EvaluationResult(pd.DataFrame(), pd.DataFrame(summary['metrics']), summary.get('unavailable', {})).table()
+
+# %% ../nbs/07_metrics.ipynb #29cee538
 def read_grey(path: str | os.PathLike) -> np.ndarray:
     "An image file as a grayscale uint8 array (PIL's ITU-R 601 luma for colour files)."
     try:
@@ -281,10 +302,8 @@ def _fit_prediction(prediction: np.ndarray, reference_hw: tuple[int, int], path:
                        f'{reference_hw[1]}x{reference_hw[0]} and is not the padded network size: save predictions at '
                        'the original size or at the network size the data module pads to')
 
-def evaluate(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, metrics: Sequence[str] = METRICS,
-             device: str | torch.device | None = None, progress: bool = True) -> EvaluationResult:
-    "Score a folder of predicted sketches against the ground truth (dataset root or plain folder), matched by file stem."
-    metrics = _check_metrics(metrics)
+def prediction_items(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    "(stem, subset, reference, prediction) of a folder of predicted sketches, matched by file stem to the ground truth."
     pred_dir = resolve_path(pred_dir)
     references = ground_truth_files(gt_dir)
     predictions = _images_by_stem(pred_dir, 'predictions')
@@ -294,32 +313,41 @@ def evaluate(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, metrics: Se
         problems = ([f'{len(missing)} missing prediction(s) for {_name_list(missing)}'] if missing else []) + \
                    ([f'{len(extra)} prediction(s) with no ground truth: {_name_list(extra)}'] if extra else [])
         raise MostNetError(f'{pred_dir}: ' + '; '.join(problems) + f' (ground truth: {resolve_path(gt_dir)}); '
-                           'predictions must be <name>.png or <name>.jpg, one per reference sketch')
+                           f'predictions must be <name> + one of {", ".join(IMAGE_SUFFIXES)}, one per reference sketch')
     items = []
     for stem, subset, gt_path in references:
         reference = read_grey(gt_path)
         prediction = _fit_prediction(read_grey(predictions[stem]), reference.shape, predictions[stem])
         items.append((stem, subset, reference, prediction))
-    return evaluate_images(items, metrics, device=device, progress=progress)
+    return items
+
+def evaluate(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, metrics: Sequence[str] = METRICS,
+             device: str | torch.device | None = None, progress: bool = True) -> EvaluationResult:
+    "Score a folder of predicted sketches against the ground truth (dataset root or plain folder), matched by file stem."
+    metrics = _check_metrics(metrics)
+    return evaluate_images(prediction_items(pred_dir, gt_dir), metrics, device=device, progress=progress)
 
 # %% ../nbs/07_metrics.ipynb #af718cb6
 def evaluate_cli(argv: list[str] | None = None) -> int:
-    "`most-net evaluate PRED_DIR GT_DIR [--metrics ...] [--out file.csv] [--device D]`: print the summary, save per-image scores."
+    "`most-net evaluate PRED_DIR GT_DIR [--metrics ...] [--out DIR] [--device D]`: print the means; with --out, save the scores."
     parser = argparse.ArgumentParser(prog='most-net evaluate', description='FSIM, SSIM and LPIPS of predicted sketches '
                                      'against the ground truth (a dataset root with pairs.csv, or a folder of sketches).')
-    parser.add_argument('pred_dir', help='folder of predicted sketches, <name>.png or .jpg')
+    parser.add_argument('pred_dir', help='folder of predicted sketches, <name>.png (or .jpg, ...)')
     parser.add_argument('gt_dir', help='dataset root (pairs.csv + test/sketches) or a folder of reference sketches')
     parser.add_argument('--metrics', nargs='+', default=list(METRICS), metavar='METRIC',
                         help=f'any of {", ".join(METRICS)} (space or comma separated; default: all)')
-    parser.add_argument('--out', help='write the per-image scores to this CSV file')
+    parser.add_argument('--out', metavar='DIR', help='write DIR/metrics.csv (per image) and DIR/summary.json, as a training run does')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:N, mps or auto (default: $MOST_NET_DEVICE or auto)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     metrics = [name.strip() for item in args.metrics for name in item.split(',') if name.strip()]
-    result = evaluate(args.pred_dir, args.gt_dir, metrics=metrics, device=args.device, progress=not args.no_progress)
-    print(result.table())
-    if args.out:
-        buffer = io.StringIO()
-        result.per_image.to_csv(buffer, index=False)
-        print(f'per-image scores: {atomic_write_text(Path(args.out).expanduser(), buffer.getvalue())}')
+    if not args.out:
+        print(evaluate(args.pred_dir, args.gt_dir, metrics=metrics, device=args.device, progress=not args.no_progress).table())
+        return 0
+    pred_dir = resolve_path(args.pred_dir)
+    summary = score_into(prediction_items(pred_dir, args.gt_dir), Path(args.out).expanduser(), _check_metrics(metrics), args.device,
+                         not args.no_progress, name=pred_dir.name, variant='predictions', predictions=portable_path(pred_dir),
+                         ground_truth=portable_path(resolve_path(args.gt_dir)))
+    print(summary_table(summary))
+    print(f'scores: {Path(args.out).expanduser() / "metrics.csv"}, {Path(args.out).expanduser() / "summary.json"}')
     return 0

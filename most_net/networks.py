@@ -18,13 +18,16 @@ from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, che
 from .memory import MemoryDictionary, from_slots, to_slots
 
 # %% auto #0
-__all__ = ['CONFIG_VERSION', 'VARIANTS', 'DECODER_UPSAMPLES', 'ModelConfig', 'check_images', 'init_weights', 'GeneratorOutput',
-           'encoder_widths', 'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock',
-           'UNetGenerator', 'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
+__all__ = ['CONFIG_VERSION', 'VARIANTS', 'VARIANT_TITLES', 'DECODER_UPSAMPLES', 'ModelConfig', 'check_images', 'init_weights',
+           'GeneratorOutput', 'encoder_widths', 'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder',
+           'MOSTNet', 'UNetSkipBlock', 'UNetGenerator', 'PatchDiscriminator', 'build_generator', 'build_discriminator',
+           'count_parameters']
 
 # %% ../nbs/04_networks.ipynb #53c8300a
 CONFIG_VERSION = 1
 VARIANTS = ('most_net', 'most_net_no_mr', 'pix2pix', 'most_net_no_memory')
+VARIANT_TITLES = {'most_net': 'MOST-Net', 'most_net_no_mr': 'MOST-Net w/o MR', 'pix2pix': 'pix2pix',
+                  'most_net_no_memory': 'MOST-Net w/o memory'}   # figure and table labels
 DECODER_UPSAMPLES = ('transposed', 'nearest')
 
 @dataclass

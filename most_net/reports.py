@@ -14,7 +14,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import MostNetError, atomic_write_text, describe_hardware, portable_path, portable_text, repo_root
+import tempfile
+
+import torch
+from PIL import Image
+
+from .core import (MostNetError, atomic_write_bytes, atomic_write_text, describe_hardware, portable_path, portable_text,
+                           repo_root, resolve_path)
+from .data import open_dataset, read_pairs, tensor_to_uint8
+from .inference import Sketcher, release_checksums
+from .memory import to_slots
+from .metrics import METRICS, SUMMARY_KEYS, evaluate_images, score_into
+from .networks import VARIANT_TITLES
+from .train import TrainConfig, open_split, predict_split
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
@@ -116,29 +128,18 @@ FLOOR_METHOD = 'Floor: input photo in grey, no model'
 FLOOR_SOURCE = 'measured: no model, the test photo converted to grey scored as the sketch'
 
 def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
-                  metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg'),
+                  metrics: Sequence[str] = METRICS,
                   device=None, progress: bool = True) -> dict[str, Any]:
     "Score each test photo, in grey, as its own sketch; write `out_dir/metrics.csv` and a run-like `summary.json`."
-    from PIL import Image
-    from most_net.core import atomic_write_json, hardware_info, resolve_path
-    from most_net.data import open_dataset
-    from most_net.metrics import evaluate_images
     root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
     test_set = open_dataset(root, split='test', augment=False)
     items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i),
               np.asarray(Image.fromarray(test_set.original_photo(i)).convert('L'))) for i in range(len(test_set))]
-    result = evaluate_images(items, metrics=metrics, device=device, progress=progress)
-    out_dir = resolve_path(out_dir)
-    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
-    atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
-    summary = {'name': 'floor', 'variant': 'floor', 'preset': 'none', 'data_root': portable_path(data_root),
-               'steps': 0, 'epochs': 0, 'parameters_g': 0, 'batch_size': None, 'image_size': None,
-               'perceptual': 'no model',
-               'method': "the test photo converted to grey (PIL 'L') at its original size, scored as the sketch",
-               'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
-               'unavailable': result.unavailable, 'hardware': hardware_info(device)}
-    atomic_write_json(out_dir / 'summary.json', summary)
-    return summary
+    return score_into(items, resolve_path(out_dir), metrics, device, progress,
+                      name='floor', variant='floor', preset='none', data_root=portable_path(data_root), steps=0, epochs=0,
+                      parameters_g=0, batch_size=None, image_size=None, perceptual='no model',
+                      method="the test photo converted to grey (PIL 'L') at its original size, scored as the sketch")
+
 
 # %% ../nbs/11_reports.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
@@ -298,7 +299,7 @@ def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | N
                                    **overall_metrics(summary)}]))
     return pd.concat(rows, ignore_index=True), _notes(summaries)
 
-METHOD_NAMES = {**PAPER_TABLE2.set_index('variant')['method'].to_dict(), 'most_net_no_memory': 'MOST-Net w/o memory'}
+METHOD_NAMES = {**VARIANT_TITLES, **PAPER_TABLE2.set_index('variant')['method'].to_dict()}   # the paper's names where it has them
 
 def make_table2(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None, ci: bool = False,
                 reference_key: str = 'most_net', resamples: int = 4000, seed: int = 0, level: float = 0.95,
@@ -389,8 +390,6 @@ DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009)
 
 def _split_counts(data_root) -> str:
     "' (N pairs: n subset, ...)' for a dataset folder's training split, '' when it cannot be read."
-    from most_net.core import resolve_path
-    from most_net.data import read_pairs
     try: pairs = read_pairs(resolve_path(data_root)).query("split == 'train'")
     except Exception: return ''
     return f" ({len(pairs)} pairs: " + ', '.join(f'{n} {subset}' for subset, n in pairs['subset'].value_counts().sort_index().items()) + ')'
@@ -398,7 +397,6 @@ def _split_counts(data_root) -> str:
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (of `scores` when given), checksums, terms."
-    from most_net.inference import release_checksums
     summary, config = load_summary(run_dir), json.loads((Path(run_dir) / 'config.json').read_text())
     release_path = Path(release_path)
     scored = load_summary(scores) if scores is not None else summary
@@ -434,14 +432,9 @@ def write_model_card(run_dir, release_path, floor=None, command: str = '', score
     return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command, scores))
 
 def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
-                  metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg'), device=None,
+                  metrics: Sequence[str] = METRICS, device=None,
                   progress: bool = True) -> dict[str, Any]:
     "Sketch the test split with the released file (as `Sketcher` loads it), score it, write a run-like summary to `out_dir`."
-    from PIL import Image
-    from most_net.core import atomic_write_bytes, atomic_write_json, hardware_info, resolve_path
-    from most_net.data import open_dataset
-    from most_net.inference import Sketcher
-    from most_net.metrics import evaluate_images
     root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
     test_set, sketcher = open_dataset(root, split='test', augment=False), Sketcher(release_path, device=device)
     predictions = sketcher.predict([test_set.original_photo(i) for i in range(len(test_set))])
@@ -450,15 +443,10 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
         buffer = io.BytesIO(); Image.fromarray(prediction).save(buffer, format='PNG')
         atomic_write_bytes(out_dir / 'predictions' / f'{Path(name).stem}.png', buffer.getvalue())
     items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i), predictions[i]) for i in range(len(test_set))]
-    result = evaluate_images(items, metrics=metrics, device=device, progress=progress)
-    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
-    atomic_write_text(out_dir / 'metrics.csv', buffer.getvalue())
-    summary = {**load_summary(run_dir), 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path),
-               'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
-               'unavailable': result.unavailable, 'hardware': hardware_info(device)}
-    summary.pop('run_dir', None)
-    atomic_write_json(out_dir / 'summary.json', summary)
-    return summary
+    run = {key: value for key, value in load_summary(run_dir).items() if key not in ('run_dir', *SUMMARY_KEYS)}
+    return score_into(items, out_dir, metrics, device, progress,
+                      **{**run, 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path)})
+
 
 # %% ../nbs/11_reports.ipynb #a22e3e8c
 README_START, README_END = '<!-- results:start -->', '<!-- results:end -->'
@@ -514,21 +502,16 @@ def sync_readme(readme: str | os.PathLike, results_dir: str | os.PathLike, check
 # %% ../nbs/11_reports.ipynb #2a1489a1
 def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     "Save a matplotlib figure as PNG atomically."
-    from most_net.core import atomic_write_bytes
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
     return atomic_write_bytes(path, buffer.getvalue())
 
 def load_generator_from_run(run_dir: str | os.PathLike, device='cpu'):
     "The generator of a run's last checkpoint, in eval mode, read by `most_net.inference`'s checked loader."
-    from most_net.inference import Sketcher
     return Sketcher.from_run(run_dir, device=device).generator
 
 def memory_read_map(generator, photo, device='cpu'):
     "(photo as uint8 H x W x 3, h x w map of the memory key each position's photo feature matches best)."
-    import torch
-    from most_net.data import tensor_to_uint8
-    from most_net.memory import to_slots
     if getattr(generator, 'memory', None) is None: raise MostNetError('this generator has no memory (pix2pix or no-memory variant)')
     with torch.no_grad():
         features = generator.photo_encoder(photo[None].to(device))
@@ -541,9 +524,6 @@ TEST_MODES = ('eval', 'train')
 def score_test_modes(run_dir: str | os.PathLike, modes: Sequence[str] = TEST_MODES, device='cpu',
                      progress: bool = False) -> pd.DataFrame:
     "A trained run's test split sketched in each test mode and scored: one row of overall metrics per mode."
-    import tempfile
-    from most_net.metrics import evaluate_images
-    from most_net.train import TrainConfig, open_split, predict_split
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     generator, dataset, rows = load_generator_from_run(run_dir, device), open_split(config, 'test'), []

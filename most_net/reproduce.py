@@ -22,18 +22,20 @@ import torch
 
 from .core import MostNetError, atomic_write_json, get_device, hardware_info, resolve_path
 from .options import add_config_options, config_overrides
-from .train import VARIANTS, TrainConfig, make_config
+from .networks import VARIANT_TITLES, VARIANTS
+from .reports import floor_summary, make_table1, make_table2, overall_metrics, save_figure, write_table
+from .train import TrainConfig, make_config
 
 # %% auto #0
-__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'VARIANT_TITLES',
-           'CURVES', 'RELEASE_STEM', 'check_variants', 'default_shares', 'BudgetPlan', 'plan_budget',
-           'training_minutes_now', 'check_data_root', 'check_overrides', 'check_perceptual_weights', 'grid_options',
-           'setting_label', 'grid_settings', 'run_grid', 'pick_setting', 'steady_step_seconds', 'project_paper_budget',
-           'dataset_label', 'write_tables', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid',
-           'release_most_net', 'reproduce', 'reproduce_cli']
+__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'CURVES',
+           'RELEASE_STEM', 'check_variants', 'default_shares', 'BudgetPlan', 'plan_budget', 'training_minutes_now',
+           'check_data_root', 'check_overrides', 'check_perceptual_weights', 'grid_options', 'setting_label',
+           'grid_settings', 'run_grid', 'pick_setting', 'steady_step_seconds', 'project_paper_budget', 'dataset_label',
+           'write_tables', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid', 'release_most_net',
+           'reproduce', 'reproduce_cli']
 
 # %% ../nbs/14_reproduce.ipynb #131bacb8
-DEFAULT_VARIANTS = ('most_net', 'most_net_no_mr', 'pix2pix', 'most_net_no_memory')
+DEFAULT_VARIANTS = VARIANTS   # MOST-Net first: the runs train in this order
 GRID_RESERVE = 0.10     # of the budget: the settings grid
 FINISH_RESERVE = 0.10   # of the budget: scoring the runs, the floor, tables, figures, release
 MIN_SCALE = 0.05        # a variant whose share had to shrink still trains for this fraction of it
@@ -237,7 +239,6 @@ def dataset_label(data_root: str) -> str:
 
 def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path | None = None) -> dict[str, list[str]]:
     "Table II of `runs` (variant -> run folder) and, with a MOST-Net run, Table I, as `out/table{1,2}.{csv,md}`; the files written."
-    from most_net.reports import make_table1, make_table2, write_table
     written = {}
     ci = 'most_net' in runs and len(runs) > 1
     table, notes = make_table2(runs, floor=floor, ci=ci)
@@ -249,9 +250,6 @@ def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path |
     return written
 
 # %% ../nbs/14_reproduce.ipynb #c773c7c6
-VARIANT_TITLES = {'pix2pix': 'pix2pix', 'most_net_no_mr': 'MOST-Net w/o MR', 'most_net': 'MOST-Net',
-                  'most_net_no_memory': 'MOST-Net w/o memory'}
-
 def shown_faces(test_set, faces: int = 6) -> list[str]:
     "Test image names to show: the first of each subset in sorted order, `faces` in all (at least one per subset)."
     subsets = sorted(set(test_set.subsets))
@@ -365,7 +363,6 @@ def reproduce(budget_minutes: float, preset: str = 'paper', data_root: str = 'da
               overwrite: bool = False, progress: bool = True, **overrides) -> dict[str, Any]:
     "Plan `budget_minutes`, pick the fastest setting, train and score each variant, write tables, figures, a released generator and reproduce.json."
     from most_net.bench import write_bench_csv
-    from most_net.reports import floor_summary, overall_metrics, save_figure
     from most_net.train import open_split, train
     import matplotlib.pyplot as plt
     clock = _Clock()

@@ -40,17 +40,17 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, cpu_has_bf16, a
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
 from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
-from .networks import ModelConfig, build_discriminator, build_generator, count_parameters
+from .metrics import METRICS, score_into
+from .networks import VARIANTS, ModelConfig, build_discriminator, build_generator, count_parameters
 from .options import add_config_options, config_overrides
 
 # %% auto #0
-__all__ = ['VARIANTS', 'PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS',
-           'REPEAT_SECONDS', 'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'TrainConfig', 'make_config',
-           'resolve_precision', 'resolve_channels_last', 'autocast_context', 'load_checkpoint', 'open_split',
-           'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train', 'train_cli']
+__all__ = ['PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS',
+           'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision',
+           'resolve_channels_last', 'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer',
+           'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
-VARIANTS = ('pix2pix', 'most_net_no_mr', 'most_net', 'most_net_no_memory')
 PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
 LR_POLICIES = ('constant', 'linear')
 
@@ -110,7 +110,7 @@ class TrainConfig:
     num_samples: int = 4
     eval_batch_size: int = 8
     test_mode: str = 'eval'              # 'eval' (running statistics, no dropout) | 'train' (pix2pix's own test time: batch statistics, dropout on)
-    metrics: tuple[str, ...] = ('fsim', 'ssim', 'lpips_squeeze', 'lpips_alex', 'lpips_vgg')
+    metrics: tuple[str, ...] = METRICS
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -678,7 +678,6 @@ def _predict_batches(generator, dataset, out_dir: Path, device, batch_size: int,
 # %% ../nbs/08_train.ipynb #a9f62efc
 def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     "Predict the test split of the run's data, score it and write predictions/, metrics.csv and summary.json."
-    from most_net.metrics import evaluate_images
     config = trainer.config
     test_set = open_split(config, 'test')
     try:
@@ -690,20 +689,13 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
         raise MostNetError(f'out of memory on {trainer.device} sketching the test split with eval_batch_size={config.eval_batch_size} '
                            f'at image_size={config.image_size}: lower eval_batch_size; training is done and saved, so predict again with: '
                            f'{resume_command(smaller, trainer.run_dir, trainer.world_size)}') from err
-    result = evaluate_images(items, metrics=config.metrics, device=trainer.device, progress=progress)
-    buffer = io.StringIO(); result.per_image.to_csv(buffer, index=False)
-    with write_guard(trainer.run_dir / 'metrics.csv'): atomic_write_text(trainer.run_dir / 'metrics.csv', buffer.getvalue())
-    summary = {'name': config.name, 'variant': config.variant, 'preset': config.preset, 'data_root': portable_path(config.data_root),
-               'steps': trainer.step, 'epochs': round(trainer.step / trainer.steps_per_epoch, 2),
-               'parameters_g': count_parameters(trainer.generator),
-               'batch_size': config.batch_size, 'image_size': config.image_size,
-               'perceptual': config.loss_config().perceptual_note,
-               'test_mode': config.test_mode, 'stopped_by': trainer.stopped_by or 'steps', 'max_minutes': config.max_minutes,
-               'train_minutes': round(trainer.train_seconds / 60, 2), 'total_steps': trainer.total_steps,
-               'test_images': len(items), 'metrics': result.summary.to_dict(orient='records'),
-               'unavailable': result.unavailable, 'hardware': hardware_info(trainer.device)}
-    with write_guard(trainer.run_dir / 'summary.json'): atomic_write_json(trainer.run_dir / 'summary.json', summary)
-    return summary
+    return score_into(items, trainer.run_dir, config.metrics, trainer.device, progress,
+                      name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
+                      steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
+                      parameters_g=count_parameters(trainer.generator), batch_size=config.batch_size, image_size=config.image_size,
+                      perceptual=config.loss_config().perceptual_note, test_mode=config.test_mode,
+                      stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
+                      train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
 # %% ../nbs/08_train.ipynb #53f1185d
 LOCK_NAME = '.lock'

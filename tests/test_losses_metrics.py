@@ -308,17 +308,22 @@ def test_evaluate_crops_padded_predictions_back(tmp_path, cufs_root):
     assert result.per_image['ssim'].item() == 1.0
 
 
-def test_evaluate_cli_writes_csv_and_prints_summary(tmp_path):
+def test_evaluate_cli_writes_scores_and_prints_summary(tmp_path):
+    import json
     from most_net.cli import main
+    from most_net.reports import load_summary, overall_metrics
     pred = _dataset(tmp_path, {'a': ('AR', 1), 'b': ('CUHK', 2)})
-    out = tmp_path / 'scores' / 'per_image.csv'
+    out = tmp_path / 'scores'
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert main(['evaluate', str(pred), str(tmp_path / 'gt'), '--metrics', 'ssim', 'fsim', '--out', str(out),
                      '--no-progress']) == 0
-    table = pd.read_csv(out)
+    table = pd.read_csv(out / 'metrics.csv')
     assert list(table.columns) == ['name', 'subset', 'ssim', 'fsim'] and len(table) == 2
     assert 'AR' in printed.getvalue() and 'all' in printed.getvalue()
-    assert [p.name for p in out.parent.iterdir()] == ['per_image.csv']  # no temporary file left behind
+    assert sorted(p.name for p in out.iterdir()) == ['metrics.csv', 'summary.json']  # no temporary file left behind
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['test_images'] == 2 and summary['variant'] == 'predictions'
+    assert overall_metrics(load_summary(out))['SSIM'] == pytest.approx(table['ssim'].mean())   # readable as a table row
 
 
 # ------------------------------------------------------------------------------------------ weights
