@@ -21,7 +21,6 @@ COMMANDS = {
     'sketch': ('most_net.inference', 'sketch_cli', 'turn your own photos into sketches'),
     'bench': ('most_net.bench', 'bench_cli', 'measure training, inference, memory and metric speed'),
     'reproduce': ('most_net.reproduce', 'reproduce_cli', 'the whole reproduction (grid, runs, tables, figures, release) in a budget of minutes'),
-    'kernel': ('most_net.kernel', 'kernel_cli', 'install the Jupyter kernel the notebooks name (most-net)'),
 }
 
 USAGE = 'usage: most-net [-h] [--version] COMMAND [ARGS ...]\n\nMOST-Net face sketch synthesis.\n\ncommands:\n' + \

@@ -25,21 +25,6 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope='session')
-def notebook_kernel() -> str:
-    """The Jupyter kernel the notebooks name, installed for this Python (`most-net kernel`): papermill starts it by name."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    from most_net.kernel import KERNEL_NAME
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-    except NoSuchKernel:
-        pytest.fail(f"the notebooks' kernel '{KERNEL_NAME}' is not installed: run `most-net kernel` (the README's test command does)")
-    if Path(spec.argv[0]).parent != Path(sys.executable).parent:
-        pytest.fail(f"the kernel '{KERNEL_NAME}' runs {spec.argv[0]}, not this Python ({sys.executable}): "
-                    'run `most-net kernel` in this environment')
-    return KERNEL_NAME
-
-
-@pytest.fixture(scope='session')
 def cufs_root() -> Path:
     """The real CUFS dataset, found through $MOST_NET_DATA (or the checkout's data/CUFS); skips when absent."""
     root = find_dataset('CUFS')

@@ -164,7 +164,6 @@ def test_missing_dataset(tmp_path, monkeypatch):
     assert not (tmp_path / 'figures' / 'bench_metrics.png').exists()
 
 
-@pytest.mark.usefixtures('notebook_kernel')
 def test_benchmarks_notebook(repo, tmp_path):
     """`nbs/benchmarks.ipynb` headless through papermill, at the same microscopic size."""
     import papermill as pm

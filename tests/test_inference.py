@@ -409,7 +409,6 @@ def run_demo(repo, out_ipynb, cwd, **parameters):
     return ''.join(''.join(output.get('text', '')) for cell in notebook['cells'] for output in cell.get('outputs', []))
 
 
-@pytest.mark.usefixtures('notebook_kernel')
 def test_demo_notebook_sketches_the_astronaut(repo, tiny_run, tmp_path):
     text = run_demo(repo, tmp_path / 'demo.ipynb', repo, checkpoint=str(tiny_run[0]), out_dir=str(tmp_path / 'out'))
     assert 'ms per face' in text
@@ -417,7 +416,6 @@ def test_demo_notebook_sketches_the_astronaut(repo, tiny_run, tmp_path):
         'astronaut_aligned.png', 'astronaut_side_by_side.png', 'astronaut_sketch.png']
 
 
-@pytest.mark.usefixtures('notebook_kernel')
 def test_demo_notebook_outside_the_checkout_uses_the_released_generator(repo, tmp_path):
     """Run from another folder with no checkpoint: the released generator (results/weights, shipped in the package) sketches."""
     from most_net.inference import released_generator_path

@@ -14,8 +14,6 @@ import papermill as pm
 import pytest
 
 TINY = {'preset': 'tiny', 'max_steps': 3}
-# papermill starts the kernel each notebook names (most-net): installed for this Python, or every test here fails saying so
-pytestmark = pytest.mark.usefixtures('notebook_kernel')
 
 
 def run_notebook(repo, notebook, scratch, **parameters):
