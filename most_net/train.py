@@ -5,7 +5,6 @@
 # %% ../nbs/08_train.ipynb #f576b7af
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import csv
@@ -22,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 try: import fcntl
 except ImportError: fcntl = None   # Windows: run folders are not locked
@@ -30,25 +29,27 @@ except ImportError: fcntl = None   # Windows: run folders are not locked
 import numpy as np
 import torch
 import torch.nn as nn
+import torchvision
 from fastcore.basics import patch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .core import (MostNetError, WriteFailed, atomic_torch_save, cpu_has_bf16, atomic_write_bytes, atomic_write_json,
                            atomic_write_text, format_bytes, get_device, hardware_info, is_out_of_memory, make_run_dir,
                            portable_path, preflight_folder, quiet_torch_logs, repo_root, resolve_path, seed_everything,
                            write_guard)
 from .data import TensorLoader, open_dataset, postprocess_prediction, tensor_to_uint8
-from .distributed import distributed_env, init_distributed, shutdown_distributed, wrap_for_distributed
+from .distributed import wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss, LossConfig
 from .metrics import METRICS, score_into
 from .networks import VARIANTS, ModelConfig, build_discriminator, build_generator, count_parameters
-from .options import add_config_options, config_overrides
+from .options import option_flag
 
 # %% auto #0
 __all__ = ['PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS',
            'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'TrainConfig', 'make_config', 'resolve_precision',
            'resolve_channels_last', 'autocast_context', 'load_checkpoint', 'open_split', 'RunResult', 'Trainer',
-           'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train', 'train_cli']
+           'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train']
 
 # %% ../nbs/08_train.ipynb #01a23bc3
 PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
@@ -321,169 +322,209 @@ class Trainer:
         losses.update({f'd_{key}': value.detach() for key, value in d_losses.items()})
         return losses
 
-    # -- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        "Everything needed to continue this run exactly."
-        return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'config': self.config.to_dict(),
-                'model_config': _unwrap(self.generator).config.to_dict(),
-                'generator': _unwrap(self.generator).state_dict(), 'discriminator': _unwrap(self.discriminator).state_dict(),
-                'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
-                'train_seconds': self.train_seconds, 'rng_cpu': torch.get_rng_state(),
-                'rng_cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
-    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
-        "Write the checkpoint atomically (rank 0 only)."
-        if not self.is_main: return None
-        path = Path(path or self.checkpoint_path)
-        with write_guard(path): atomic_torch_save(self.state_dict(), path)
-        if path == self.checkpoint_path:
-            self.save_weights()   # the few MB from which the run continues on another machine
-            self.checkpoint_step = self.step
-        return path
+# %% ../nbs/08_train.ipynb #d5eb5d0e
+@patch
+def state_dict(self: Trainer) -> dict[str, Any]:
+    "Everything needed to continue this run exactly."
+    return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'config': self.config.to_dict(),
+            'model_config': _unwrap(self.generator).config.to_dict(),
+            'generator': _unwrap(self.generator).state_dict(), 'discriminator': _unwrap(self.discriminator).state_dict(),
+            'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
+            'train_seconds': self.train_seconds, 'rng_cpu': torch.get_rng_state(),
+            'rng_cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        "Continue from a checkpoint written by `save_checkpoint` (any number of processes)."
-        saved = TrainConfig.from_dict(state['config'])
-        for key in ('variant', 'image_size', 'batch_size', 'seed', 'data_root'):
-            if getattr(saved, key) != getattr(self.config, key):
-                raise MostNetError(f'cannot resume: checkpoint has {key}={getattr(saved, key)!r}, '
-                                   f'this run has {getattr(self.config, key)!r}')
-        _unwrap(self.generator).load_state_dict(state['generator'])
-        _unwrap(self.discriminator).load_state_dict(state['discriminator'])
-        self.optimizer_g.load_state_dict(state['optimizer_g'])
-        self.optimizer_d.load_state_dict(state['optimizer_d'])
-        torch.set_rng_state(state['rng_cpu'])
-        if torch.cuda.is_available() and len(state['rng_cuda']) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state['rng_cuda'])
-        self.step = self.checkpoint_step = int(state['step'])
-        self.train_seconds = float(state.get('train_seconds', 0.0))
+@patch
+def save_checkpoint(self: Trainer, path: str | os.PathLike | None = None) -> Path | None:
+    "Write the checkpoint atomically (rank 0 only)."
+    if not self.is_main: return None
+    path = Path(path or self.checkpoint_path)
+    with write_guard(path): atomic_torch_save(self.state_dict(), path)
+    if path == self.checkpoint_path:
+        self.save_weights()   # the few MB from which the run continues on another machine
+        self.checkpoint_step = self.step
+    return path
 
-    # -- outputs -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def save_samples(self) -> Path | None:
-        "A grid of the fixed training photos, their sketches and the current fakes (rank 0 only)."
-        if not self.is_main: return None
-        import torchvision
-        generator = _unwrap(self.generator)
-        was_training = generator.training
-        generator.eval()
-        fakes = generator(self.sample_photos).fake.float()
-        generator.train(was_training)
-        rgb = lambda images: images.float().expand(-1, 3, -1, -1)
-        rows = torch.cat([self.sample_photos.float(), rgb(self.sample_sketches), rgb(fakes)])
-        grid = torchvision.utils.make_grid(rows.cpu(), nrow=len(self.sample_photos), normalize=True, value_range=(-1, 1))
-        buffer = io.BytesIO()
-        Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buffer, format='PNG')
-        path = self.run_dir / 'samples' / f'step_{self.step:06d}.png'
-        with write_guard(path): return atomic_write_bytes(path, buffer.getvalue())
+@patch
+def load_state_dict(self: Trainer, state: dict[str, Any]) -> None:
+    "Continue from a checkpoint written by `save_checkpoint` (any number of processes)."
+    saved = TrainConfig.from_dict(state['config'])
+    for key in ('variant', 'image_size', 'batch_size', 'seed', 'data_root'):
+        if getattr(saved, key) != getattr(self.config, key):
+            raise MostNetError(f'cannot resume: checkpoint has {key}={getattr(saved, key)!r}, '
+                               f'this run has {getattr(self.config, key)!r}')
+    _unwrap(self.generator).load_state_dict(state['generator'])
+    _unwrap(self.discriminator).load_state_dict(state['discriminator'])
+    self.optimizer_g.load_state_dict(state['optimizer_g'])
+    self.optimizer_d.load_state_dict(state['optimizer_d'])
+    torch.set_rng_state(state['rng_cpu'])
+    if torch.cuda.is_available() and len(state['rng_cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state['rng_cuda'])
+    self.step = self.checkpoint_step = int(state['step'])
+    self.train_seconds = float(state.get('train_seconds', 0.0))
 
-    def _write_log(self, rows: list[dict[str, float]]) -> None:
-        path = self.run_dir / 'log.csv'
-        existing = path.read_text() if path.exists() else ''
-        columns = list(rows[0])
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns)
-        if not existing: writer.writeheader()
-        writer.writerows(rows)
-        with write_guard(path): atomic_write_text(path, existing + out.getvalue())
+# %% ../nbs/08_train.ipynb #666e763a
+@patch
+def write_config(self: Trainer) -> None:
+    "Write the run's `config.json` (rank 0 only)."
+    if not self.is_main: return
+    self.run_dir.mkdir(parents=True, exist_ok=True)
+    path = self.run_dir / 'config.json'
+    with write_guard(path): atomic_write_json(path, {**self.config.to_dict(), 'data_root': portable_path(self.config.data_root)})
 
-    def _memory_statistics(self) -> dict[str, float]:
-        "Share of memory keys matched since the last log (0 when the generator has no memory)."
-        memory = getattr(_unwrap(self.generator), 'memory', None)
-        if memory is None: return {}
-        usage = memory.key_usage.detach().clone()
-        previous = getattr(self, '_last_usage', torch.zeros_like(usage))
-        self._last_usage = usage
-        return {'memory_used_fraction': ((usage - previous) > 0).float().mean().item()}
+@patch
+def save_samples(self: Trainer) -> Path | None:
+    "A grid of the fixed training photos, their sketches and the current fakes (rank 0 only)."
+    if not self.is_main: return None
+    generator = _unwrap(self.generator)
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad(): fakes = generator(self.sample_photos).fake.float()
+    generator.train(was_training)
+    rgb = lambda images: images.float().expand(-1, 3, -1, -1)
+    rows = torch.cat([self.sample_photos.float(), rgb(self.sample_sketches), rgb(fakes)])
+    grid = torchvision.utils.make_grid(rows.cpu(), nrow=len(self.sample_photos), normalize=True, value_range=(-1, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buffer, format='PNG')
+    path = self.run_dir / 'samples' / f'step_{self.step:06d}.png'
+    with write_guard(path): return atomic_write_bytes(path, buffer.getvalue())
 
-    # -- the loop ------------------------------------------------------------------------------
-    @property
-    def budget_seconds(self) -> float | None:
-        "The training budget in seconds (None: no budget)."
-        return None if self.config.max_minutes is None else float(self.config.max_minutes) * 60
+@patch
+def _write_log(self: Trainer, rows: list[dict[str, float]]) -> None:
+    path = self.run_dir / 'log.csv'
+    existing = path.read_text() if path.exists() else ''
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    if not existing: writer.writeheader()
+    writer.writerows(rows)
+    with write_guard(path): atomic_write_text(path, existing + out.getvalue())
 
-    def training_progress(self) -> float:
-        "How far the run is, in [0, 1]: the larger of steps done and budget spent."
-        done = self.step / self.total_steps
-        return min(1.0, max(done, self.train_seconds / self.budget_seconds) if self.budget_seconds else done)
+@patch
+def _memory_statistics(self: Trainer) -> dict[str, float]:
+    "Share of memory keys matched since the last log (nothing when the generator has no memory)."
+    memory = getattr(_unwrap(self.generator), 'memory', None)
+    if memory is None: return {}
+    usage = memory.key_usage.detach().clone()
+    previous = getattr(self, '_last_usage', torch.zeros_like(usage))
+    self._last_usage = usage
+    return {'memory_used_fraction': ((usage - previous) > 0).float().mean().item()}
 
-    def learning_rate_factor(self) -> float:
-        "The factor on both base learning rates: 1, or pix2pix's linear decay to 0 over the second half of the run."
-        if self.config.lr_policy == 'constant': return 1.0
-        return min(1.0, 2.0 * (1.0 - self.training_progress()))
+# %% ../nbs/08_train.ipynb #5790494e
+@patch(as_prop=True)
+def budget_seconds(self: Trainer) -> float | None:
+    "The training budget in seconds (None: no budget)."
+    return None if self.config.max_minutes is None else float(self.config.max_minutes) * 60
 
-    def _set_learning_rates(self) -> None:
-        factor = self.learning_rate_factor()
-        for optimizer, base in ((self.optimizer_g, self.config.lr_g), (self.optimizer_d, self.config.lr_d)):
-            for group in optimizer.param_groups: group['lr'] = base * factor
+@patch
+def training_progress(self: Trainer) -> float:
+    "How far the run is, in [0, 1]: the larger of steps done and budget spent."
+    done = self.step / self.total_steps
+    return min(1.0, max(done, self.train_seconds / self.budget_seconds) if self.budget_seconds else done)
 
-    def _budget_spent(self) -> bool:
-        "Whether max_minutes is spent (rank 0 decides, so every process stops at the same step)."
-        if self.budget_seconds is None: return False
-        spent = torch.tensor(float(self.train_seconds >= self.budget_seconds), device=self.device)
-        if self.world_size > 1: torch.distributed.broadcast(spent, src=0)
-        return bool(spent.item())
+@patch
+def learning_rate_factor(self: Trainer) -> float:
+    "The factor on both base learning rates: 1, or pix2pix's linear decay to 0 over the second half of the run."
+    if self.config.lr_policy == 'constant': return 1.0
+    return min(1.0, 2.0 * (1.0 - self.training_progress()))
 
-    def fit(self, progress: bool = True) -> RunResult:
-        "Train until `total_steps` or until `max_minutes` is spent, logging, sampling and checkpointing periodically."
-        from tqdm.auto import tqdm
-        config, start = self.config, time.perf_counter()
-        seconds_before = self.train_seconds
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with write_guard(self.run_dir / 'config.json'): atomic_write_json(self.run_dir / 'config.json', {**self.config.to_dict(), 'data_root': portable_path(self.config.data_root)})
-        sums: dict[str, torch.Tensor] = {}
-        count, last_logged = 0, {}
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
-                   desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
-        restore_signals = self.catch_stop_signals()
-        try:
-            while self.step < self.total_steps and self.stopped_by is None:
-                epoch, skip = divmod(self.step, self.steps_per_epoch)
-                self.loader.set_epoch(epoch)
-                for batch_index, batch in enumerate(self.loader):
-                    if batch_index < skip: continue
-                    self._set_learning_rates()
-                    try: losses = self.train_step(*self._to_device(batch))
-                    except RuntimeError as err:
-                        if not is_out_of_memory(err): raise
-                        raise MostNetError(self.out_of_memory_message()) from err
-                    for key, value in losses.items(): sums[key] = sums.get(key, 0) + value
-                    count += 1
-                    self.step += 1
-                    bar.update(1)
-                    self.train_seconds = seconds_before + time.perf_counter() - start
-                    at_end = self.step == self.total_steps
-                    if not at_end and self._budget_spent(): at_end, self.stopped_by = True, 'budget'
-                    if not at_end and (signum := self.agreed_stop_signal()): at_end, self.stopped_by = True, signal.Signals(signum).name
-                    if self.step % config.log_every == 0 or at_end or self.step % config.checkpoint_every == 0:
-                        means = {key: (value / count).item() for key, value in sums.items()}
-                        if not all(math.isfinite(v) for v in means.values()):
-                            bad = {k: v for k, v in means.items() if not math.isfinite(v)}
-                            raise MostNetError(f'non-finite loss at step {self.step} ({bad}); the last good checkpoint '
-                                               f'{self.checkpoint_path} is kept: lower the learning rates or use fp32')
-                        means.update(self._memory_statistics())
-                        last_logged = means
-                        if self.is_main:
-                            self._write_log([{'step': self.step, 'epoch': self.step / self.steps_per_epoch,
-                                              'seconds': round(self.train_seconds, 3), **means}])
-                        budget_left = {} if self.budget_seconds is None else \
-                            {'left': f'{max(0.0, self.budget_seconds - self.train_seconds) / 60:.1f} min'}
-                        bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}", **budget_left)
-                        sums, count = {}, 0
-                    if self.step % config.sample_every == 0 or at_end: self.save_samples()
-                    if self.step % config.checkpoint_every == 0 or at_end: self.save_checkpoint()
-                    if at_end: break
-                skip = 0
-        finally:
-            bar.close()
-            restore_signals()
-        if self.stopped_by is None and self.stop_signal: self.stopped_by = signal.Signals(self.stop_signal).name  # during the last step
-        self.stopped_by = self.stopped_by or 'steps'
-        if self.is_main and self.stopped_by == 'budget':
-            print(f'{config.name}: the {config.max_minutes:g}-minute budget ended training at step {self.step} '
-                  f'of {self.total_steps}', flush=True)
-        return RunResult(self.run_dir, self.step, time.perf_counter() - start, last_logged, stopped_by=self.stopped_by)
+@patch
+def _set_learning_rates(self: Trainer) -> None:
+    factor = self.learning_rate_factor()
+    for optimizer, base in ((self.optimizer_g, self.config.lr_g), (self.optimizer_d, self.config.lr_d)):
+        for group in optimizer.param_groups: group['lr'] = base * factor
+
+@patch
+def _budget_spent(self: Trainer) -> bool:
+    "Whether max_minutes is spent (rank 0 decides, so every process stops at the same step)."
+    if self.budget_seconds is None: return False
+    spent = torch.tensor(float(self.train_seconds >= self.budget_seconds), device=self.device)
+    if self.world_size > 1: torch.distributed.broadcast(spent, src=0)
+    return bool(spent.item())
+
+# %% ../nbs/08_train.ipynb #0d570b67
+@patch
+def batches(self: Trainer) -> Iterator[dict]:
+    "The training batches from the current step on, epoch after epoch (a resumed run skips those it has seen)."
+    while True:
+        epoch, skip = divmod(self.step, self.steps_per_epoch)
+        self.loader.set_epoch(epoch)
+        for index, batch in enumerate(self.loader):
+            if index >= skip: yield batch
+
+@patch
+def step_on(self: Trainer, batch: dict) -> dict[str, torch.Tensor]:
+    "One training step on a batch at the scheduled learning rates; out of memory becomes one line with the fix."
+    self._set_learning_rates()
+    try: return self.train_step(*self._to_device(batch))
+    except RuntimeError as err:
+        if not is_out_of_memory(err): raise
+        raise MostNetError(self.out_of_memory_message()) from err
+
+@patch
+def stop_reason(self: Trainer) -> str | None:
+    "Why training ends after this step: 'steps' (the last one), 'budget', a stop signal's name; None to go on."
+    if self.step == self.total_steps: return 'steps'
+    if self._budget_spent(): return 'budget'
+    if (signum := self.agreed_stop_signal()): return signal.Signals(signum).name
+    return None
+
+@patch
+def close_log_window(self: Trainer, sums: dict[str, torch.Tensor], count: int, bar) -> dict[str, float]:
+    "The mean losses of the steps since the last row (finite, or stop), the memory's usage: a log.csv row and the bar."
+    means = {key: (value / count).item() for key, value in sums.items()}
+    bad = {key: value for key, value in means.items() if not math.isfinite(value)}
+    if bad: raise MostNetError(f'non-finite loss at step {self.step} ({bad}); the last good checkpoint '
+                               f'{self.checkpoint_path} is kept: lower the learning rates or use fp32')
+    means.update(self._memory_statistics())
+    if self.is_main:
+        self._write_log([{'step': self.step, 'epoch': self.step / self.steps_per_epoch, 'seconds': round(self.train_seconds, 3), **means}])
+    left = {} if self.budget_seconds is None else {'left': f'{max(0.0, self.budget_seconds - self.train_seconds) / 60:.1f} min'}
+    bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}", **left)
+    return means
+
+@patch
+def save_periodic(self: Trainer, at_end: bool) -> None:
+    "Samples every `sample_every` steps, a checkpoint every `checkpoint_every`, both at the end."
+    if self.step % self.config.sample_every == 0 or at_end: self.save_samples()
+    if self.step % self.config.checkpoint_every == 0 or at_end: self.save_checkpoint()
+
+@patch
+def finish(self: Trainer, wall_seconds: float, last_logged: dict[str, float]) -> RunResult:
+    "How the run ended (a signal during the last step counts), said in one line when a budget ended it."
+    if self.stopped_by is None and self.stop_signal: self.stopped_by = signal.Signals(self.stop_signal).name
+    self.stopped_by = self.stopped_by or 'steps'
+    if self.is_main and self.stopped_by == 'budget':
+        print(f'{self.config.name}: the {self.config.max_minutes:g}-minute budget ended training at step {self.step} '
+              f'of {self.total_steps}', flush=True)
+    return RunResult(self.run_dir, self.step, wall_seconds, last_logged, stopped_by=self.stopped_by)
+
+# %% ../nbs/08_train.ipynb #8c0cd00a
+@patch
+def fit(self: Trainer, progress: bool = True) -> RunResult:
+    "Train until `total_steps` or until `max_minutes` is spent, logging, sampling and checkpointing periodically."
+    config, start, seconds_before = self.config, time.perf_counter(), self.train_seconds
+    self.write_config()
+    sums, count, last_logged = {}, 0, {}
+    bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
+               desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
+    restore_signals = self.catch_stop_signals()
+    try:
+        for batch in self.batches() if self.step < self.total_steps else ():
+            for key, value in self.step_on(batch).items(): sums[key] = sums.get(key, 0) + value
+            count, self.step = count + 1, self.step + 1
+            bar.update(1)
+            self.train_seconds = seconds_before + time.perf_counter() - start
+            reason = self.stop_reason()
+            if reason not in (None, 'steps'): self.stopped_by = reason
+            at_end = reason is not None
+            if self.step % config.log_every == 0 or self.step % config.checkpoint_every == 0 or at_end:
+                last_logged, sums, count = self.close_log_window(sums, count, bar), {}, 0
+            self.save_periodic(at_end)
+            if at_end: break
+    finally:
+        bar.close()
+        restore_signals()
+    return self.finish(time.perf_counter() - start, last_logged)
 
 # %% ../nbs/08_train.ipynb #a71fa5b4
 WEIGHTS_FORMAT = 'most-net-training-weights-1'
@@ -559,13 +600,13 @@ def agreed_stop_signal(self: Trainer) -> int:
 def resume_command(config: TrainConfig, run_dir: str | os.PathLike, world_size: int = 1, evaluate: bool = True) -> str:
     "The shell command that continues a run from its last checkpoint: its preset, each option that differs from it, --resume."
     base, preset_variant = make_config(config.preset, variant=config.variant).to_dict(), make_config(config.preset).variant
-    words = ['most-net', 'train'] if world_size == 1 else ['torchrun', '--nproc_per_node', str(world_size), '-m', 'most_net.train']
+    words = ['most-net', 'train'] if world_size == 1 else ['torchrun', '--nproc_per_node', str(world_size), '-m', 'most_net.train_cli']
     words += ['--preset', config.preset]
     for key, value in config.to_dict().items():
         if key == 'preset' or value is None or (value == base[key] and not (key == 'variant' and value != preset_variant)): continue
         text = (json.dumps(value, sort_keys=True) if isinstance(value, dict) else ','.join(value) if isinstance(value, (list, tuple))
                 else str(value).lower() if isinstance(value, bool) else str(value))
-        words += [f"--{key.replace('_', '-')}", text]
+        words += [option_flag(key), text]
     return shlex.join(words + ['--run-dir', str(Path(run_dir).absolute()), '--resume'] + ([] if evaluate else ['--no-evaluate']))
 
 @patch
@@ -772,36 +813,3 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
     if result.stopped_by == 'SIGINT' and _in_ipython():   # saved and said; now stop "Run all" as an interrupt does
         raise KeyboardInterrupt(f'training interrupted at step {trainer.step}; {trainer.checkpoint_path} is saved')
     return result
-
-# %% ../nbs/08_train.ipynb #39ad87ed
-def train_cli(argv: list[str] | None = None) -> int:
-    "`most-net train`: train one variant and evaluate it on the test split."
-    parser = argparse.ArgumentParser(prog='most-net train', description='Train pix2pix, MOST-Net w/o MR or MOST-Net.')
-    parser.add_argument('--preset', default='tiny', choices=list(PRESETS))
-    parser.add_argument('--run-dir', default=None, help='output folder (default results/runs/<name>)')
-    parser.add_argument('--resume', action='store_true', help='continue run-dir/checkpoints/last.pt')
-    parser.add_argument('--no-evaluate', action='store_true', help='skip test predictions and metrics')
-    parser.add_argument('--warm-start', default=None, metavar='WEIGHTS',
-                        help="start from a run's checkpoints/weights.safetensors (another machine): weights, step, fresh optimisers")
-    add_config_options(parser, TrainConfig, skip=['preset'], title='training options (default: the preset\'s, else the one shown)')
-    args = parser.parse_args(argv)
-    preset, run_dir, resume, no_eval, warm_start = args.preset, args.run_dir, args.resume, args.no_evaluate, args.warm_start
-    config = make_config(preset, **config_overrides(args, TrainConfig, skip=['preset']))
-    rank, world_size, _ = distributed_env()
-    if world_size == 1:
-        result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, warm_start=warm_start)
-    else:  # launched by torchrun: one process per GPU (or CPU worker with gloo)
-        try:
-            rank, world_size, device = init_distributed(config.device)
-            result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, device=device,
-                           rank=rank, world_size=world_size, warm_start=warm_start)
-        finally:
-            shutdown_distributed()
-    if result.stopped_by in STOP_NAMES: return 128 + signal.Signals[result.stopped_by].value   # the shell's convention: 130, 143
-    if rank == 0:
-        print(f'{config.name}: {result.steps} steps in {result.wall_seconds:.0f} s on {world_size} process(es) -> {result.run_dir}')
-        for row in (result.summary or {}).get('metrics', []): print('  ', row)
-    return 0
-
-if __name__ == '__main__' and 'IPython' not in sys.modules:  # python -m / torchrun -m most_net.train ...
-    sys.exit(train_cli())

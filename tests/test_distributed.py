@@ -82,7 +82,7 @@ def test_torchrun_checkpoint_resumes_in_one_process(tmp_path, repo):
     run_dir = tmp_path / 'run'
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(WORLD), '--master_port', '29517',
-               '-m', 'most_net.train', '--preset', 'tiny', '--name', 'ddp', '--data-root', 'synthetic:8',
+               '-m', 'most_net.train_cli', '--preset', 'tiny', '--name', 'ddp', '--data-root', 'synthetic:8',
                '--max-steps', '2', '--checkpoint-every', '2', '--run-dir', str(run_dir), '--no-evaluate', '--device', 'cpu']
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
