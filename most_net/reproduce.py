@@ -12,19 +12,21 @@ import math
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
+from .bench import write_bench_csv
 from .core import MostNetError, atomic_write_json, get_device, hardware_info, resolve_path
 from .options import add_config_options, config_overrides
 from .networks import VARIANT_TITLES, VARIANTS
 from .reports import floor_summary, make_table1, make_table2, overall_metrics, save_figure, write_table
-from .train import TrainConfig, make_config
+from .train import TrainConfig, make_config, open_split, train
 
 # %% auto #0
 __all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'CURVES',
@@ -32,7 +34,8 @@ __all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'P
            'check_data_root', 'check_overrides', 'check_perceptual_weights', 'grid_options', 'setting_label',
            'grid_settings', 'run_grid', 'pick_setting', 'steady_step_seconds', 'project_paper_budget', 'dataset_label',
            'write_tables', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid', 'release_most_net',
-           'reproduce', 'reproduce_cli']
+           'Reproduction', 'start_reproduction', 'choose_setting', 'train_variants', 'write_reports',
+           'release_and_project', 'finish_reproduction', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/14_reproduce.ipynb #131bacb8
 DEFAULT_VARIANTS = VARIANTS   # MOST-Net first: the runs train in this order
@@ -258,7 +261,6 @@ def shown_faces(test_set, faces: int = 6) -> list[str]:
 
 def plot_qualitative(runs: dict[str, Path], test_set, faces: int = 6):
     "Photo, ground truth and each run's prediction (`<run>/predictions/<stem>.png`) for the first test faces."
-    import matplotlib.pyplot as plt
     from PIL import Image
     names = shown_faces(test_set, faces)
     titles = ['photo', 'ground truth'] + [VARIANT_TITLES.get(v, v) for v in runs]
@@ -280,7 +282,6 @@ CURVES = (('g_l1', 'L1 (unweighted)'), ('g_adv', 'G adversarial'), ('d_total', '
 
 def plot_curves(runs: dict[str, Path]):
     "The loss curves of every run's `log.csv` against the step (a panel stays empty where no run logged the term)."
-    import matplotlib.pyplot as plt
     logs = {variant: pd.read_csv(Path(run) / 'log.csv') for variant, run in runs.items()}
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3))
     for axis, (column, title) in zip(axes, CURVES):
@@ -294,7 +295,6 @@ def plot_curves(runs: dict[str, Path]):
 
 def plot_grid(grid: pd.DataFrame, chosen: dict[str, Any] | None = None):
     "MOST-Net step time of each setting of the grid that ran; the chosen one in orange."
-    import matplotlib.pyplot as plt
     timed = grid[grid['step_s'].notna()] if 'step_s' in grid else grid.iloc[:0]
     fig, axis = plt.subplots(figsize=(6, 1.4 + 0.4 * max(1, len(timed))))
     colours = ['tab:orange' if chosen and s == chosen['setting'] else 'tab:blue' for s in timed.get('setting', [])]
@@ -356,114 +356,165 @@ class _Clock:
     def minutes(self) -> float: return (time.perf_counter() - self.start) / 60
     def record(self, name: str, began: float) -> None: self.phases[name] = round(time.perf_counter() - began, 2)
 
-# %% ../nbs/14_reproduce.ipynb #d571612a
+# %% ../nbs/14_reproduce.ipynb #ec6b995f
+@dataclass
+class Reproduction:
+    "What the phases of `reproduce` share: the plan, the run configurations, the output folder, the clock and the record."
+    plan: BudgetPlan
+    preset: str
+    data_root: str
+    device: torch.device
+    overrides: dict[str, Any]
+    configs: dict[str, TrainConfig]
+    out: Path
+    record: dict[str, Any]
+    clock: _Clock
+    chosen: dict[str, Any] = field(default_factory=dict)   # precision, channels_last, compile
+    grid_frame: pd.DataFrame | None = None
+    runs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> TrainConfig: return self.configs.get('most_net', next(iter(self.configs.values())))
+
+    def run_config(self, variant: str, **values) -> TrainConfig:
+        "The configuration `variant` trains with: the preset, the options, the chosen setting and `values`."
+        return make_config(self.preset, variant=variant, data_root=self.data_root, device=str(self.device),
+                           **{'epochs': PAPER_EPOCHS, **self.overrides, **self.chosen, **values})
+
+    def save(self) -> None:
+        "Write `reproduce.json` as it stands."
+        atomic_write_json(self.out / 'reproduce.json', _jsonable({**self.record, 'elapsed_minutes': round(self.clock.minutes(), 3)}))
+
+# %% ../nbs/14_reproduce.ipynb #780ab691
+def start_reproduction(budget_minutes: float, preset: str, data_root: str, out_dir: str, device: str, variants: Sequence[str],
+                       shares: dict[str, float] | None, grid: bool | str, max_shard_mb: float | None, overwrite: bool,
+                       overrides: dict[str, Any]) -> Reproduction:
+    "Phase 0: every check that can fail (budget, variants, data, options, weights, folder) before the budget is spent; the plan."
+    clock = _Clock()
+    if grid not in (True, False, 'full'): raise MostNetError(f"grid must be True, False or 'full', got {grid!r}")
+    plan = plan_budget(budget_minutes, variants, shares, grid=bool(grid))
+    data_root, overrides, torch_device = check_data_root(data_root), check_overrides(overrides), get_device(device)
+    if max_shard_mb is not None and not max_shard_mb > 0: raise MostNetError(f'max_shard_mb must be positive (or None), got {max_shard_mb}')
+    configs = {v: make_config(preset, variant=v, data_root=data_root, device=str(torch_device), epochs=PAPER_EPOCHS, **overrides)
+               for v in plan.minutes}
+    check_perceptual_weights(configs.values())
+    out = _fresh_out(resolve_path(out_dir), overwrite)
+    record = {'status': 'running', 'budget_minutes': plan.budget_minutes, 'preset': preset, 'data_root': data_root,
+              'variants': list(plan.minutes), 'overrides': overrides, 'plan': plan.to_dict(),
+              'hardware': hardware_info(torch_device), 'phases_s': clock.phases, 'notes': []}
+    state = Reproduction(plan, preset, data_root, torch_device, overrides, configs, out, record, clock)
+    print(plan.describe(), flush=True)
+    atomic_write_json(out / 'plan.json', _jsonable(plan.to_dict())); state.save()
+    return state
+
+def choose_setting(state: Reproduction, grid: bool | str) -> None:
+    "Phase 1: the fastest precision / channels-last / compile setting of the grid (or the preset's); options given win."
+    reference, record = state.reference, state.record
+    chosen = {key: getattr(reference, key) for key in ('precision', 'channels_last', 'compile')}
+    chosen_by = 'defaults of the preset (no grid)'
+    if grid:
+        began = time.perf_counter()
+        settings = grid_settings(reference, str(state.device))
+        state.grid_frame = run_grid(settings, grid_options(state.device, full=grid == 'full'), state.plan.grid_minutes * 60,
+                                    **{k: v for k, v in state.overrides.items() if k not in chosen})
+        write_bench_csv(state.grid_frame, state.out / 'bench_grid.csv', settings, record['hardware'])
+        best = pick_setting(state.grid_frame)
+        if best is not None: chosen, chosen_by = {k: best[k] for k in chosen}, f"fastest of the grid ({best['setting']}, {best['step_s']:.4g} s/step)"
+        else: record['notes'].append('no setting of the grid ran: the runs use the preset defaults')
+        state.clock.record('grid', began)
+        record['grid'] = state.grid_frame.drop(columns=['samples'], errors='ignore').to_dict(orient='records')
+    fixed = {k: state.overrides[k] for k in chosen if k in state.overrides}
+    if fixed: chosen, chosen_by = {**chosen, **fixed}, chosen_by + f'; given as options: {fixed}'
+    state.chosen, record['setting'] = chosen, {**chosen, 'chosen_by': chosen_by}
+    print(f'setting: {setting_label(chosen)} ({chosen_by})', flush=True); state.save()
+
+# %% ../nbs/14_reproduce.ipynb #200fe37b
+def train_variants(state: Reproduction, progress: bool = True) -> None:
+    "Phase 2: each variant trained for the minutes left to it (what earlier runs overspent is taken from later ones), then scored."
+    variants, overheads, state.record['runs'] = tuple(state.plan.minutes), [], {}
+    for position, variant in enumerate(variants):
+        minutes = training_minutes_now(state.plan, variant, variants[position:], state.clock.minutes(), max(overheads, default=None))
+        config = state.run_config(variant, max_minutes=minutes)
+        print(f'{variant}: training for up to {_duration(minutes)} (planned {_duration(state.plan.minutes[variant])})', flush=True)
+        if config.compile: torch._dynamo.reset()      # each run compiles its own networks; earlier graphs only fill the cache
+        began = time.perf_counter()
+        result = train(config, run_dir=state.out / 'runs' / variant, progress=progress)
+        state.clock.record(variant, began)
+        run_dir = state.runs[variant] = state.out / 'runs' / variant
+        summary = result.summary
+        overheads.append(max(0.0, state.clock.phases[variant] / 60 - summary['train_minutes']))
+        state.record['runs'][variant] = {
+            'run_dir': f'runs/{variant}', 'planned_minutes': state.plan.minutes[variant], 'max_minutes': minutes,
+            'steps': result.steps, 'total_steps': summary['total_steps'], 'epochs': summary['epochs'],
+            'stopped_by': result.stopped_by, 'train_minutes': summary['train_minutes'], 'step_s': steady_step_seconds(run_dir),
+            'wall_minutes': round(state.clock.phases[variant] / 60, 3), 'overhead_minutes': round(overheads[-1], 3),
+            'test_images': summary['test_images'], 'metrics': overall_metrics(summary), 'unavailable': summary.get('unavailable', {})}
+        state.save()
+
+def write_reports(state: Reproduction, floor: bool = True, faces: int = 6, progress: bool = True):
+    "Phase 3: the floor, Tables I and II, the qualitative, curve and grid figures; returns the test split (for the release)."
+    began = time.perf_counter()
+    floor_dir = None
+    if floor:
+        floor_dir = state.out / 'runs' / 'floor'
+        floor_summary(state.data_root, floor_dir, metrics=state.reference.metrics, device=state.device, progress=progress)
+    state.record['tables'] = write_tables(state.runs, state.out, state.data_root, floor_dir)
+    test_set = open_split(state.reference, 'test')
+    figures = {'qualitative': plot_qualitative(state.runs, test_set, faces), 'training_curves': plot_curves(state.runs)}
+    if state.grid_frame is not None: figures['bench_grid'] = plot_grid(state.grid_frame, pick_setting(state.grid_frame))
+    state.record['figures'] = []
+    for name, fig in figures.items():
+        try: state.record['figures'].append(str(save_figure(fig, state.out / 'figures' / f'{name}.png')))
+        finally: plt.close(fig)
+    state.clock.record('reports', began); state.save()
+    return test_set
+
+# %% ../nbs/14_reproduce.ipynb #ef7c4b0f
+def release_and_project(state: Reproduction, test_set, max_shard_mb: float | None = 15) -> None:
+    "Phases 4 and 5: MOST-Net's generator released (sharded, checked by loading it), and the paper's budget projected from its step time."
+    record = state.record
+    if 'most_net' not in state.runs:
+        record['notes'].append('no most_net run: no generator released, no Table I, no projection'); return
+    began = time.perf_counter()
+    record['release'] = release_most_net(state.runs['most_net'], state.out / 'weights', max_shard_mb, photo=test_set.original_photo(0))
+    state.clock.record('release', began)
+    print(f"released: {record['release']['path']} ({len(record['release']['files'])} file(s)), loads with Sketcher", flush=True)
+    step_times = {'MOST-Net run (log.csv, after the first logging interval)': record['runs']['most_net']['step_s'],
+                  f"settings grid ({setting_label(state.chosen)})":
+                      (pick_setting(state.grid_frame) or {}).get('step_s') if state.grid_frame is not None else None}
+    projected = project_paper_budget(step_times, state.chosen, state.data_root, state.configs['most_net'].batch_size)
+    record['projection'] = projected.to_dict(orient='records')
+    if len(projected):
+        head = projected.iloc[0]
+        print(f"paper budget: {head['paper_budget_steps']} steps ({head['steps_from']}); at {head['step_s']:.4g} s/step "
+              f"({head['source']}, {setting_label(state.chosen)}, {record['hardware']['gpu'] or record['hardware']['device']}) "
+              f"it takes {head['projected_minutes']:.1f} min ({head['projected_minutes'] / 60:.2f} h)", flush=True)
+
+def finish_reproduction(state: Reproduction) -> dict[str, Any]:
+    "The end: wall time against the budget (with why, when over), reproduce.json written a last time."
+    record, budget_minutes = state.record, state.plan.budget_minutes
+    record.update(status='done', wall_minutes=round(state.clock.minutes(), 3))
+    record['within_budget'] = record['wall_minutes'] <= budget_minutes
+    if not record['within_budget']:
+        record['notes'].append(f"took {record['wall_minutes']:.2f} min, over the {budget_minutes:g}-minute budget: "
+                               'fixed costs (start-up, scoring) exceed the reserve at this budget')
+    state.save()
+    print(f"done in {record['wall_minutes']:.2f} min of {budget_minutes:g}: {state.out / 'reproduce.json'}", flush=True)
+    return _jsonable({**record, 'out_dir': str(state.out)})
+
+# %% ../nbs/14_reproduce.ipynb #8d9e6a67
 def reproduce(budget_minutes: float, preset: str = 'paper', data_root: str = 'data/CUFS', out_dir: str = 'results/reproduce',
               device: str = 'auto', variants: Sequence[str] = DEFAULT_VARIANTS, shares: dict[str, float] | None = None,
               grid: bool | str = True, max_shard_mb: float | None = 15, floor: bool = True, faces: int = 6,
               overwrite: bool = False, progress: bool = True, **overrides) -> dict[str, Any]:
     "Plan `budget_minutes`, pick the fastest setting, train and score each variant, write tables, figures, a released generator and reproduce.json."
-    from most_net.bench import write_bench_csv
-    from most_net.train import open_split, train
-    import matplotlib.pyplot as plt
-    clock = _Clock()
-    # -- everything that can be wrong is found before the budget is spent
-    if grid not in (True, False, 'full'): raise MostNetError(f"grid must be True, False or 'full', got {grid!r}")
-    plan = plan_budget(budget_minutes, variants, shares, grid=bool(grid))
-    variants, data_root, overrides = tuple(plan.minutes), check_data_root(data_root), check_overrides(overrides)
-    torch_device = get_device(device)
-    if max_shard_mb is not None and not max_shard_mb > 0: raise MostNetError(f'max_shard_mb must be positive (or None), got {max_shard_mb}')
-    base = {'epochs': PAPER_EPOCHS, **overrides}
-    configs = {v: make_config(preset, variant=v, data_root=data_root, device=str(torch_device), **base) for v in variants}
-    check_perceptual_weights(configs.values())
-    out = _fresh_out(resolve_path(out_dir), overwrite)
-    record: dict[str, Any] = {'status': 'running', 'budget_minutes': plan.budget_minutes, 'preset': preset, 'data_root': data_root,
-                              'variants': list(variants), 'overrides': overrides, 'plan': plan.to_dict(),
-                              'hardware': hardware_info(torch_device), 'phases_s': clock.phases, 'notes': []}
-    save = lambda: atomic_write_json(out / 'reproduce.json', _jsonable({**record, 'elapsed_minutes': round(clock.minutes(), 3)}))
-    print(plan.describe(), flush=True)
-    atomic_write_json(out / 'plan.json', _jsonable(plan.to_dict())); save()
-    # -- 1. the settings grid
-    reference = configs.get('most_net', next(iter(configs.values())))
-    chosen = {key: getattr(reference, key) for key in ('precision', 'channels_last', 'compile')}
-    chosen_by, grid_frame = 'defaults of the preset (no grid)', None
-    if grid:
-        began = time.perf_counter()
-        settings = grid_settings(reference, str(torch_device))
-        grid_frame = run_grid(settings, grid_options(torch_device, full=grid == 'full'), plan.grid_minutes * 60,
-                              **{k: v for k, v in overrides.items() if k not in ('precision', 'channels_last', 'compile')})
-        write_bench_csv(grid_frame, out / 'bench_grid.csv', settings, record['hardware'])
-        best = pick_setting(grid_frame)
-        if best is not None: chosen, chosen_by = {k: best[k] for k in chosen}, f"fastest of the grid ({best['setting']}, {best['step_s']:.4g} s/step)"
-        else: record['notes'].append('no setting of the grid ran: the runs use the preset defaults')
-        clock.record('grid', began)
-        record['grid'] = grid_frame.drop(columns=['samples'], errors='ignore').to_dict(orient='records')
-    fixed = {k: overrides[k] for k in chosen if k in overrides}
-    if fixed: chosen, chosen_by = {**chosen, **fixed}, chosen_by + f'; given as options: {fixed}'
-    record['setting'] = {**chosen, 'chosen_by': chosen_by}
-    print(f'setting: {setting_label(chosen)} ({chosen_by})', flush=True); save()
-    # -- 2. the runs
-    runs, record['runs'], overheads = {}, {}, []
-    for position, variant in enumerate(variants):
-        minutes = training_minutes_now(plan, variant, variants[position:], clock.minutes(), max(overheads, default=None))
-        config = make_config(preset, variant=variant, data_root=data_root, device=str(torch_device), max_minutes=minutes,
-                             **{**base, **chosen})
-        print(f'{variant}: training for up to {_duration(minutes)} (planned {_duration(plan.minutes[variant])})', flush=True)
-        if config.compile: torch._dynamo.reset()      # each run compiles its own networks; earlier graphs only fill the cache
-        began = time.perf_counter()
-        result = train(config, run_dir=out / 'runs' / variant, progress=progress)
-        clock.record(variant, began)
-        runs[variant] = out / 'runs' / variant
-        summary = result.summary
-        overheads.append(max(0.0, clock.phases[variant] / 60 - summary['train_minutes']))
-        record['runs'][variant] = {'run_dir': f'runs/{variant}', 'planned_minutes': plan.minutes[variant], 'max_minutes': minutes,
-                                   'steps': result.steps, 'total_steps': summary['total_steps'], 'epochs': summary['epochs'],
-                                   'stopped_by': result.stopped_by, 'train_minutes': summary['train_minutes'],
-                                   'step_s': steady_step_seconds(runs[variant]), 'wall_minutes': round(clock.phases[variant] / 60, 3),
-                                   'overhead_minutes': round(overheads[-1], 3),
-                                   'test_images': summary['test_images'], 'metrics': overall_metrics(summary),
-                                   'unavailable': summary.get('unavailable', {})}
-        save()
-    # -- 3. tables and figures
-    began = time.perf_counter()
-    floor_dir = None
-    if floor:
-        floor_dir = out / 'runs' / 'floor'
-        floor_summary(data_root, floor_dir, metrics=reference.metrics, device=torch_device, progress=progress)
-    record['tables'] = write_tables(runs, out, data_root, floor_dir)
-    test_set = open_split(reference, 'test')
-    figures = {'qualitative': plot_qualitative(runs, test_set, faces), 'training_curves': plot_curves(runs)}
-    if grid_frame is not None: figures['bench_grid'] = plot_grid(grid_frame, pick_setting(grid_frame))
-    record['figures'] = []
-    for name, fig in figures.items():
-        try: record['figures'].append(str(save_figure(fig, out / 'figures' / f'{name}.png')))
-        finally: plt.close(fig)
-    clock.record('reports', began); save()
-    # -- 4. the release
-    if 'most_net' in runs:
-        began = time.perf_counter()
-        record['release'] = release_most_net(runs['most_net'], out / 'weights', max_shard_mb, photo=test_set.original_photo(0))
-        clock.record('release', began)
-        print(f"released: {record['release']['path']} ({len(record['release']['files'])} file(s)), loads with Sketcher", flush=True)
-    else: record['notes'].append('no most_net run: no generator released, no Table I, no projection')
-    # -- 5. the projection
-    if 'most_net' in runs:
-        step_times = {'MOST-Net run (log.csv, after the first logging interval)': record['runs']['most_net']['step_s'],
-                      f"settings grid ({setting_label(chosen)})": (pick_setting(grid_frame) or {}).get('step_s') if grid_frame is not None else None}
-        projected = project_paper_budget(step_times, chosen, data_root, configs['most_net'].batch_size)
-        record['projection'] = projected.to_dict(orient='records')
-        if len(projected):
-            head = projected.iloc[0]
-            print(f"paper budget: {head['paper_budget_steps']} steps ({head['steps_from']}); at {head['step_s']:.4g} s/step "
-                  f"({head['source']}, {setting_label(chosen)}, {record['hardware']['gpu'] or record['hardware']['device']}) "
-                  f"it takes {head['projected_minutes']:.1f} min ({head['projected_minutes'] / 60:.2f} h)", flush=True)
-    record.update(status='done', wall_minutes=round(clock.minutes(), 3))
-    record['within_budget'] = record['wall_minutes'] <= plan.budget_minutes
-    if not record['within_budget']:
-        record['notes'].append(f"took {record['wall_minutes']:.2f} min, over the {plan.budget_minutes:g}-minute budget: "
-                               'fixed costs (start-up, scoring) exceed the reserve at this budget')
-    save()
-    print(f"done in {record['wall_minutes']:.2f} min of {plan.budget_minutes:g}: {out / 'reproduce.json'}", flush=True)
-    return _jsonable({**record, 'out_dir': str(out)})
+    state = start_reproduction(budget_minutes, preset, data_root, out_dir, device, variants, shares, grid, max_shard_mb,
+                               overwrite, overrides)
+    choose_setting(state, grid)
+    train_variants(state, progress)
+    test_set = write_reports(state, floor, faces, progress)
+    release_and_project(state, test_set, max_shard_mb)
+    return finish_reproduction(state)
 
 # %% ../nbs/14_reproduce.ipynb #14ea82cf
 def reproduce_cli(argv: list[str] | None = None) -> int:
