@@ -261,7 +261,8 @@ def _objective(config) -> str:
 
 def make_trainer(settings: BenchSettings, variant: str, run_dir: str | os.PathLike, **options):
     "A `Trainer` of `variant` at the benchmark's size; `options` override precision, channels_last, compile."
-    from most_net.train import Trainer, make_config
+    from most_net.config import make_config
+    from most_net.train import Trainer
     values = dict(variant=variant, name=f'bench_{variant}', image_size=settings.image_size, resize=True,
                   batch_size=settings.batch_size, data_root=f'synthetic:{settings.batch_size}', augment=True,
                   perceptual_net=settings.perceptual_net, precision=settings.precision,

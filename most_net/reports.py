@@ -26,7 +26,8 @@ from .inference import Sketcher, release_checksums
 from .memory import to_slots
 from .metrics import METRICS, SUMMARY_KEYS, evaluate_images, score_into
 from .networks import VARIANT_TITLES
-from .train import TrainConfig, open_split, predict_split
+from .config import TrainConfig
+from .train import open_split, predict_split
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',

@@ -26,7 +26,8 @@ from .core import MostNetError, atomic_write_json, get_device, hardware_info, re
 from .options import add_config_options, config_overrides
 from .networks import VARIANT_TITLES, VARIANTS
 from .reports import floor_summary, make_table1, make_table2, overall_metrics, save_figure, write_table
-from .train import TrainConfig, make_config, open_split, train
+from .config import TrainConfig, make_config
+from .train import open_split, train
 
 # %% auto #0
 __all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'CURVES',

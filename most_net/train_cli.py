@@ -11,7 +11,8 @@ import sys
 
 from .distributed import distributed_env, init_distributed, shutdown_distributed
 from .options import add_config_options, config_overrides
-from .train import PRESETS, STOP_NAMES, TrainConfig, make_config, train
+from .config import PRESETS, TrainConfig, make_config
+from .train import STOP_NAMES, train
 
 # %% auto #0
 __all__ = ['train_cli']

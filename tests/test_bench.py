@@ -135,7 +135,8 @@ def test_bench_step_is_the_training_step(tmp_path):
     """The bench's step time and `Trainer.train_step` timed side by side (interleaved) agree within the noise."""
     import statistics
     from most_net.bench import bench_cpu_step, fixed_batch, time_callable
-    from most_net.train import Trainer, make_config
+    from most_net.config import make_config
+    from most_net.train import Trainer
     settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2, repeats=7)
     bench = bench_cpu_step(settings, names=('bf16 autocast',), variants=('most_net',), parts=False, peaks=False)
     config = make_config('tiny', image_size=64, batch_size=4, data_root='synthetic:4', precision='bf16', channels_last=False)
