@@ -17,6 +17,7 @@ import shlex
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, cpu_has_bf16, a
 from .data import TensorLoader, open_dataset, postprocess_prediction
 from .distributed import wrap_for_distributed
 from .losses import DiscriminatorLoss, GeneratorLoss
-from .metrics import score_into
+from .metrics import evaluate_images, score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
 
@@ -250,8 +251,11 @@ def save_samples(self: Trainer) -> Path | None:
     with write_guard(path): return atomic_write_bytes(path, buffer.getvalue())
 
 @patch
-def _write_log(self: Trainer, rows: list[dict[str, float]]) -> None:
-    path = self.run_dir / 'log.csv'
+def _write_log(self: Trainer, rows: list[dict[str, float]]) -> None: self._write_csv_rows(self.run_dir / 'log.csv', rows)
+
+@patch
+def _write_csv_rows(self: Trainer, path: Path, rows: list[dict[str, Any]]) -> None:
+    "Append rows to a CSV file of the run (the header when it is new), atomically."
     existing = path.read_text() if path.exists() else ''
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]))
@@ -380,6 +384,8 @@ def fit(self: Trainer, progress: bool = True) -> RunResult:
             if self.step % config.log_every == 0 or self.step % config.checkpoint_every == 0 or at_end:
                 last_logged, sums, count = self.close_log_window(sums, count, bar), {}, 0
             self.save_periodic(at_end)
+            if config.val_every and (self.step % config.val_every == 0 or at_end):
+                began = time.perf_counter(); self.score_validation(); start += time.perf_counter() - began   # not training time
             if at_end: break
     finally:
         bar.close()
@@ -597,6 +603,25 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                       perceptual=config.loss_config().perceptual_note, test_mode=config.test_mode,
                       stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
                       train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
+
+# %% ../nbs/08_train.ipynb #156f55a1
+@patch
+def score_validation(self: Trainer) -> dict[str, Any] | None:
+    "Score the validation pairs (`val_root`'s test split) with the current generator; append the row to val_curve.csv (rank 0)."
+    config = self.config
+    if not (self.is_main and config.val_root): return None
+    if getattr(self, '_val_set', None) is None:
+        root = config.val_root if str(config.val_root).startswith('synthetic') else resolve_path(config.val_root)
+        self._val_set = open_dataset(root, split='test', image_size=config.image_size, resize=config.resize, augment=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        items = predict_split(self.generator, self._val_set, scratch, self.device, config.eval_batch_size, self.amp_dtype,
+                              config.test_mode)
+    summary = evaluate_images(items, config.metrics, device=self.device, progress=False).summary
+    overall = summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+    row = {'step': self.step, 'epoch': round(self.step / self.steps_per_epoch, 3), 'train_minutes': round(self.train_seconds / 60, 3),
+           'pairs': int(overall.pop('count')), **overall}
+    self._write_csv_rows(self.run_dir / 'val_curve.csv', [row])
+    return row
 
 # %% ../nbs/08_train.ipynb #53f1185d
 LOCK_NAME = '.lock'
