@@ -80,7 +80,7 @@ class TrainConfig:
     metrics: tuple[str, ...] = METRICS
     # validation while training (never the test split): the test split of `val_root`, carve_validation's layout
     val_root: str | None = None
-    val_every: int = 0                   # 0: never; else every `val_every` steps and at the end, a row of val_curve.csv
+    val_every_minutes: float = 0.0       # 0: never; else every so many minutes of training and at the end: a row of val_curve.csv
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -99,9 +99,9 @@ class TrainConfig:
             raise MostNetError(f'max_minutes must be a positive number of minutes (or None for no budget), got {self.max_minutes}')
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise MostNetError(f'max_steps must be at least 1 (or None for epochs x batches), got {self.max_steps}')
-        if int(self.val_every) < 0 or (self.val_every and not self.val_root):
-            raise MostNetError(f'val_every={self.val_every} needs val_root, a dataset whose test split holds the validation pairs '
-                               '(most-net data carve writes one), and must be >= 0')
+        if float(self.val_every_minutes) < 0 or (self.val_every_minutes and not self.val_root):
+            raise MostNetError(f'val_every_minutes={self.val_every_minutes} needs val_root, a dataset whose test split holds the '
+                               'validation pairs (carve_validation writes one), and must be >= 0')
         self.metrics = tuple(self.metrics)
 
     def model_config(self) -> ModelConfig:

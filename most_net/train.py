@@ -367,6 +367,7 @@ def finish(self: Trainer, wall_seconds: float, last_logged: dict[str, float]) ->
 def fit(self: Trainer, progress: bool = True) -> RunResult:
     "Train until `total_steps` or until `max_minutes` is spent, logging, sampling and checkpointing periodically."
     config, start, seconds_before = self.config, time.perf_counter(), self.train_seconds
+    self._val_window = int(seconds_before // (config.val_every_minutes * 60)) if config.val_every_minutes else 0   # resumed: its window
     self.write_config()
     sums, count, last_logged = {}, 0, {}
     bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
@@ -384,7 +385,7 @@ def fit(self: Trainer, progress: bool = True) -> RunResult:
             if self.step % config.log_every == 0 or self.step % config.checkpoint_every == 0 or at_end:
                 last_logged, sums, count = self.close_log_window(sums, count, bar), {}, 0
             self.save_periodic(at_end)
-            if config.val_every and (self.step % config.val_every == 0 or at_end):
+            if self.validation_due(at_end):
                 began = time.perf_counter(); self.score_validation(); start += time.perf_counter() - began   # not training time
             if at_end: break
     finally:
@@ -622,6 +623,16 @@ def score_validation(self: Trainer) -> dict[str, Any] | None:
            'pairs': int(overall.pop('count')), **overall}
     self._write_csv_rows(self.run_dir / 'val_curve.csv', [row])
     return row
+
+@patch
+def validation_due(self: Trainer, at_end: bool = False) -> bool:
+    "Whether to score the validation pairs now: a new `val_every_minutes` of training has passed, or the run stops."
+    every = float(self.config.val_every_minutes) * 60
+    if not every: return False
+    window = int(self.train_seconds // every)
+    due = at_end or window > self._val_window
+    if due: self._val_window = window
+    return due
 
 # %% ../nbs/08_train.ipynb #53f1185d
 LOCK_NAME = '.lock'
