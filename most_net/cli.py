@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'USAGE', 'main']
 
 # %% ../nbs/20_cli.ipynb #b2a27865
 COMMANDS = {
-    'data': ('most_net.data', 'data_cli', 'prepare or validate a dataset in the canonical layout'),
+    'data': ('most_net.prepare', 'data_cli', 'prepare or validate a dataset in the canonical layout'),
     'train': ('most_net.train_cli', 'train_cli', 'train pix2pix, MOST-Net w/o MR or MOST-Net'),
     'evaluate': ('most_net.metrics', 'evaluate_cli', 'SSIM / FSIM / LPIPS of predictions against ground truth'),
     'sketch': ('most_net.inference', 'sketch_cli', 'turn your own photos into sketches'),

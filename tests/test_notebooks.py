@@ -61,7 +61,7 @@ def test_train_notebook_quickstart_defaults(repo, tmp_path):
     with Image.open(run / 'test_fakes.png') as grid: assert grid.size == (200 * 6, 250 * 3)
     # the README's Python use of a run folder
     from most_net import Sketcher
-    from most_net.data import SyntheticFaceSketch
+    from most_net.synthetic import SyntheticFaceSketch
     photo = SyntheticFaceSketch(1, seed=3).original_photo(0)
     sketch = Sketcher.from_run(run, device='cpu').sketch(photo, align=False)
     assert sketch.size == (photo.shape[1], photo.shape[0]) and sketch.mode == 'L'

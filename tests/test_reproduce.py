@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from most_net.cli import main
-from most_net.data import SyntheticFaceSketch
 from most_net.inference import Sketcher
 from most_net.reproduce import DEFAULT_VARIANTS, PAPER_EPOCHS, release_most_net
+from most_net.synthetic import SyntheticFaceSketch
 
 BUDGET = 0.3          # minutes
 SHARD_MB = 0.25       # the tiny generator is about 1.2 MB in fp16: several shards

@@ -12,9 +12,9 @@ import pandas as pd
 from PIL import Image
 
 from most_net.core import atomic_write_text, portable_path
-from most_net.data import SyntheticFaceSketch
 from most_net.inference import Sketcher
 from most_net.metrics import evaluate_images
+from most_net.synthetic import SyntheticFaceSketch
 
 METRICS = ('fsim', 'ssim', 'lpips_squeeze')
 validation = SyntheticFaceSketch(16, seed=1, split='test')
