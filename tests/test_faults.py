@@ -25,7 +25,8 @@ import torch
 from PIL import Image
 
 from most_net.cli import main
-from most_net.train import Trainer, load_checkpoint, make_config, train
+from most_net.generator_files import load_checkpoint
+from most_net.train import Trainer, make_config, train
 
 pytestmark = pytest.mark.skipif(sys.platform != 'linux', reason='signals, fork and /proc/self/fd as on Linux')
 
@@ -194,7 +195,8 @@ import os, random, shutil, signal, sys, time, json
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from most_net.train import load_checkpoint, make_config, train
+from most_net.generator_files import load_checkpoint
+from most_net.train import make_config, train
 run, whole, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 config = make_config('tiny', name='killed', max_steps=10, checkpoint_every=1, sample_every=5, log_every=1)
 last = run / 'checkpoints' / 'last.pt'
