@@ -1,11 +1,8 @@
 """nbdev 2 setup script: every setting lives in settings.ini; edit there, not here."""
 import shlex
-import shutil
 from configparser import ConfigParser
-from pathlib import Path
 
 import setuptools
-from setuptools.command.build_py import build_py
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -25,39 +22,12 @@ dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
-# The released generator lives in git once, in results/weights; a built package carries a copy as <lib>/released/.
-RELEASE_SOURCE = Path('results') / 'weights'
-RELEASE_PATTERNS = ('*.safetensors', '*.safetensors.index.json', 'README.md')
-
-
-def release_files():
-    """The released generator's files in results/weights (weights, shard index, model card); none without weights."""
-    if not RELEASE_SOURCE.is_dir(): return []
-    found = sorted({path for pattern in RELEASE_PATTERNS for path in RELEASE_SOURCE.glob(pattern) if path.is_file()})
-    return found if any(path.name != 'README.md' for path in found) else []
-
-
-class BuildPyWithRelease(build_py):
-    """build_py that also copies results/weights into <build_lib>/<lib>/released/ (not for editable installs, which read the checkout)."""
-
-    def release_target(self):
-        return Path(self.build_lib) / cfg['lib_path'] / 'released'
-
-    def run(self):
-        super().run()
-        if getattr(self, 'editable_mode', False): return
-        target = self.release_target()
-        shutil.rmtree(target, ignore_errors=True)   # a build folder reused from an earlier build keeps no stale weights
-        files = release_files()
-        if not files:
-            print(f'no released generator in {RELEASE_SOURCE}: the package ships without one')
-            return
-        self.mkpath(str(target))
-        for path in files: self.copy_file(str(path), str(target / path.name))
-
-    def get_outputs(self, include_bytecode=1):
-        released = [] if getattr(self, 'editable_mode', False) else [str(self.release_target() / p.name) for p in release_files()]
-        return super().get_outputs(include_bytecode) + released
+# The released generator is package data, the way lpips ships its weights: most_net/released/ holds the weights
+# (whole, or shards and their index) and the model card, and a checkout, an editable install and a wheel all read it there.
+# The folder is listed as a (namespace) package of its own, as setuptools wants a data folder inside a package.
+lib = cfg['lib_path']
+packages = setuptools.find_packages(include=[lib, lib + '.*']) + setuptools.find_namespace_packages(include=[lib + '.released'])
+RELEASED = {lib + '.released': ['*.safetensors', '*.safetensors.index.json', 'README.md']}
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -70,7 +40,8 @@ setuptools.setup(
     ] + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]]
       + (['License :: ' + lic[1]] if lic[1] else []),
     url=cfg['git_url'],
-    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
+    packages=packages,
+    package_data=RELEASED,
     include_package_data=True,
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
@@ -78,7 +49,6 @@ setuptools.setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     zip_safe=False,
-    cmdclass={'build_py': BuildPyWithRelease},
     entry_points={
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],

@@ -417,7 +417,8 @@ def cold_start(path: str | os.PathLike, repeats: int = 3, device: str = 'cpu') -
 
 def bench_sketch(settings: BenchSettings, path: str | os.PathLike | None = None) -> pd.DataFrame:
     "Latency of one photo with the released generator (or `path`), load excluded, and the cold start of a process."
-    from most_net.inference import Sketcher, released_generator_path
+    from most_net.generator_files import released_generator_path
+    from most_net.inference import Sketcher
     path = Path(path) if path is not None else released_generator_path()
     device = get_device(settings.device)
     sketcher, photo = Sketcher(path, device=device), aligned_photo(settings)

@@ -22,7 +22,8 @@ from PIL import Image
 from .core import (MostNetError, atomic_write_bytes, atomic_write_text, describe_hardware, portable_path, portable_text,
                            repo_root, resolve_path)
 from .data import open_dataset, read_pairs, tensor_to_uint8
-from .inference import Sketcher, release_checksums
+from .generator_files import release_checksums
+from .inference import Sketcher
 from .memory import to_slots
 from .metrics import METRICS, SUMMARY_KEYS, evaluate_images, score_into
 from .networks import VARIANT_TITLES

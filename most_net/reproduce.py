@@ -312,7 +312,8 @@ RELEASE_STEM = 'most_net_generator'
 def release_most_net(run_dir: str | Path, weights_dir: str | Path, max_shard_mb: float | None = 15,
                      photo: np.ndarray | None = None) -> dict[str, Any]:
     "Release `run_dir`'s generator into `weights_dir` (sharded above `max_shard_mb`), load it through `Sketcher`, sketch `photo`."
-    from most_net.inference import Sketcher, release_checksums, release_generator
+    from most_net.generator_files import release_checksums, release_generator
+    from most_net.inference import Sketcher
     path = release_generator(run_dir, Path(weights_dir) / f'{RELEASE_STEM}.safetensors', max_shard_mb=max_shard_mb)
     sketcher = Sketcher(path, device='cpu')
     checksums = release_checksums(path)

@@ -42,15 +42,16 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, cpu_has_bf16, a
                            write_guard)
 from .data import TensorLoader, open_dataset, postprocess_prediction
 from .distributed import wrap_for_distributed
+from .generator_files import CHECKPOINT_FORMAT, load_checkpoint
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import evaluate_images, score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES',
-           'resolve_precision', 'resolve_channels_last', 'autocast_context', 'load_checkpoint', 'open_split',
-           'RunResult', 'Trainer', 'resume_command', 'predict_split', 'evaluate_run', 'run_lock', 'train']
+__all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'resolve_precision',
+           'resolve_channels_last', 'autocast_context', 'open_split', 'RunResult', 'Trainer', 'resume_command',
+           'predict_split', 'evaluate_run', 'run_lock', 'train']
 
 # %% ../nbs/08_train.ipynb #b1ce2724
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -70,21 +71,6 @@ def resolve_channels_last(channels_last: bool | None, device: torch.device) -> b
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     "An autocast context for `dtype`, or a no-op one."
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-# %% ../nbs/08_train.ipynb #47be5f27
-CHECKPOINT_FORMAT = 1
-
-def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict[str, Any]:
-    "Read a training checkpoint safely (`weights_only=True`), with a clear error when it is not one."
-    path = Path(path)
-    if not path.is_file(): raise MostNetError(f'checkpoint {path} does not exist: give the path of a .pt file')
-    try: state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise MostNetError(f'checkpoint {path} cannot be read ({type(err).__name__}: {err}); '
-                           'it may be truncated or not a most-net checkpoint') from err
-    if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
-        raise MostNetError(f'{path} is not a most-net training checkpoint (format {CHECKPOINT_FORMAT})')
-    return state
 
 # %% ../nbs/08_train.ipynb #1105e398
 def open_split(config: TrainConfig, split: str):

@@ -88,7 +88,8 @@ def test_torchrun_checkpoint_resumes_in_one_process(tmp_path, repo):
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     from most_net.config import make_config
-    from most_net.train import load_checkpoint, train
+    from most_net.generator_files import load_checkpoint
+    from most_net.train import train
     assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 2
     resumed = train(make_config('tiny', name='ddp', data_root='synthetic:8', max_steps=4), run_dir=run_dir,
                     resume=True, evaluate=False, progress=False, device='cpu')

@@ -26,7 +26,8 @@ from PIL import Image
 
 from most_net.cli import main
 from most_net.config import make_config
-from most_net.train import Trainer, load_checkpoint, train
+from most_net.generator_files import load_checkpoint
+from most_net.train import Trainer, train
 
 pytestmark = pytest.mark.skipif(sys.platform != 'linux', reason='signals, fork and /proc/self/fd as on Linux')
 
@@ -196,7 +197,8 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from most_net.config import make_config
-from most_net.train import load_checkpoint, train
+from most_net.generator_files import load_checkpoint
+from most_net.train import train
 run, whole, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 config = make_config('tiny', name='killed', max_steps=10, checkpoint_every=1, sample_every=5, log_every=1)
 last = run / 'checkpoints' / 'last.pt'

@@ -17,12 +17,14 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from most_net.cli import main
-from most_net.core import atomic_torch_save
-from most_net import inference
-from most_net.inference import (CUFS_EYES, EYES_IN_FACE_BOX, GENERATOR_FORMAT, MB, RELEASE_NAME, Sketcher, align_faces,
-                                alignment_error, export_generator, file_sha256, find_default_checkpoint, load_image,
-                                measure_eye_geometry, read_generator, release_checksums, release_generator,
-                                released_generator_folders, released_generator_path, summarise_eye_geometry)
+from most_net.core import MostNetError, atomic_torch_save
+from most_net import generator_files, inference
+from most_net.alignment import (CUFS_EYES, EYES_IN_FACE_BOX, align_faces, alignment_error, load_image, measure_eye_geometry,
+                                summarise_eye_geometry)
+from most_net.generator_files import (GENERATOR_FORMAT, MB, RELEASE_NAME, export_generator, file_sha256, find_default_checkpoint,
+                                      read_generator, release_checksums, release_generator, released_generator_folders,
+                                      released_generator_path)
+from most_net.inference import Sketcher
 from most_net.networks import ModelConfig, build_generator
 
 TINY = dict(base_channels=8, feature_channels=16, encoder_blocks=1, num_si_blocks=1, si_hidden_channels=16,
@@ -158,13 +160,15 @@ def test_sketch_returns_an_L_mode_200x250_image(tiny_run, photo_dir):
 
 
 def test_default_checkpoint_prefers_the_released_generator(tiny_run, tmp_path):
-    assert find_default_checkpoint(tmp_path) is None
+    released_folder = tmp_path / 'package' / 'released'
+    assert find_default_checkpoint(tmp_path, folders=[released_folder]) is None
     run_checkpoint = tmp_path / 'results' / 'runs' / 'a' / 'checkpoints' / 'last.pt'
     run_checkpoint.parent.mkdir(parents=True)
     run_checkpoint.write_bytes((tiny_run[0] / 'checkpoints' / 'last.pt').read_bytes())
-    assert find_default_checkpoint(tmp_path) == run_checkpoint
-    released = export_generator(run_checkpoint, tmp_path / 'results' / 'weights' / 'most_net.safetensors')
-    assert find_default_checkpoint(tmp_path) == released
+    assert find_default_checkpoint(tmp_path, folders=[released_folder]) == run_checkpoint
+    released = export_generator(run_checkpoint, released_folder / f'{RELEASE_NAME}.safetensors')
+    assert find_default_checkpoint(tmp_path, folders=[released_folder]) == released
+    assert find_default_checkpoint(tmp_path) == released_generator_path()        # by default the package's own
 
 
 # -- releases: fp16, whole or sharded --------------------------------------------------------------------
@@ -224,19 +228,19 @@ def test_missing_or_foreign_shard_is_named(tiny_run, tmp_path, capsys, photo_dir
     foreign = tmp_path / 'foreign.bin'
     save_file(load_file(str(tmp_path / second)), str(foreign), metadata={**metadata, 'step': '99'})
     (tmp_path / second).unlink()
-    with pytest.raises(inference.MostNetError, match=f'shard {second} is missing'):
+    with pytest.raises(MostNetError, match=f'shard {second} is missing'):
         read_generator(index_path)
     code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out', '--checkpoint', index_path)
     assert code == 1 and f'shard {second} is missing' in last_line
     foreign.rename(tmp_path / second)
-    with pytest.raises(inference.MostNetError, match='metadata differs'):
+    with pytest.raises(MostNetError, match='metadata differs'):
         read_generator(tmp_path)
 
 
 def test_release_refuses_impossible_requests(tiny_run, tmp_path):
-    with pytest.raises(inference.MostNetError, match='raise max_shard_mb'):
+    with pytest.raises(MostNetError, match='raise max_shard_mb'):
         release_generator(tiny_run[0], tmp_path / 'g.safetensors', max_shard_mb=0.01)
-    with pytest.raises(inference.MostNetError, match='must end in .safetensors'):
+    with pytest.raises(MostNetError, match='must end in .safetensors'):
         release_generator(tiny_run[0], tmp_path / 'g.bin')
     assert list(tmp_path.iterdir()) == []
 
@@ -252,44 +256,62 @@ def test_checksums_cover_every_file_of_a_release(tiny_run, tmp_path):
 
 # -- the released generator by default -------------------------------------------------------------------
 
-def test_released_generator_path_looks_in_the_package_first(tiny_run, tmp_path):
-    assert released_generator_folders()[0] == Path(inference.__file__).parent / 'released'
-    package, checkout = tmp_path / 'package', tmp_path / 'checkout'
-    with pytest.raises(inference.MostNetError, match=r'no released generator found in .*package.*checkout.*pass a checkpoint'):
-        released_generator_path(folders=[package, checkout])
-    sharded = release_generator(tiny_run[0], checkout / f'{RELEASE_NAME}.safetensors', max_shard_mb=0.04)
-    assert released_generator_path(folders=[package, checkout]) == sharded
-    whole = release_generator(tiny_run[0], package / f'{RELEASE_NAME}.safetensors')
-    assert released_generator_path(folders=[package, checkout]) == whole
+def test_the_package_ships_the_released_generator():
+    """One place in a checkout, an editable install and a wheel: the package's released/ folder, with the model card
+    whose checksum is the file's."""
+    folder = Path(generator_files.__file__).parent / 'released'
+    assert released_generator_folders() == [folder]
+    path = released_generator_path()
+    assert path == folder / f'{RELEASE_NAME}.safetensors'
+    card = (folder / 'README.md').read_text(encoding='utf-8')
+    assert all(f'| `{name}` | `{digest}` |' in card for name, digest in release_checksums(path).items())
+    loaded = read_generator(path)
+    assert (loaded.model_config.variant, loaded.image_size, loaded.resize, loaded.info['dtype']) == ('most_net', 256, False, 'float16')
+
+
+def test_released_generator_path_takes_the_first_folder_holding_one(tiny_run, tmp_path):
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    with pytest.raises(MostNetError, match=r'no released generator found in .*first.*second.*pass a checkpoint'):
+        released_generator_path(folders=[first, second])
+    sharded = release_generator(tiny_run[0], second / f'{RELEASE_NAME}.safetensors', max_shard_mb=0.04)
+    assert released_generator_path(folders=[first, second]) == sharded
+    whole = release_generator(tiny_run[0], first / f'{RELEASE_NAME}.safetensors')
+    assert released_generator_path(folders=[first, second]) == whole
+
+
+def test_a_release_without_a_path_lands_in_the_package_folder(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(generator_files, 'released_generator_folders', lambda: [tmp_path / 'released'])
+    path = release_generator(tiny_run[0])
+    assert path == tmp_path / 'released' / f'{RELEASE_NAME}.safetensors' and released_generator_path() == path
 
 
 def test_sketcher_and_cli_default_to_the_released_generator(tiny_run, photo_dir, tmp_path, capsys, monkeypatch):
     released = release_generator(tiny_run[0], tmp_path / 'weights' / f'{RELEASE_NAME}.safetensors')
-    monkeypatch.setattr(inference, 'released_generator_folders', lambda: [tmp_path / 'weights'])
+    monkeypatch.setattr(generator_files, 'released_generator_folders', lambda: [tmp_path / 'weights'])
     sketcher = Sketcher(device='cpu')
     assert sketcher.source == str(released)
     code, _, stdout = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out')
     assert code == 0 and f'from {released}' in stdout
     assert np.array_equal(np.asarray(Image.open(tmp_path / 'out' / 'astronaut_sketch.png')),
                           np.asarray(sketcher.sketch(photo_dir / 'astronaut.jpg')))
-    monkeypatch.setattr(inference, 'released_generator_folders', lambda: [tmp_path / 'nowhere'])
-    with pytest.raises(inference.MostNetError, match='no released generator found in .*nowhere'):
+    monkeypatch.setattr(generator_files, 'released_generator_folders', lambda: [tmp_path / 'nowhere'])
+    with pytest.raises(MostNetError, match='no released generator found in .*nowhere'):
         Sketcher(device='cpu')
-    monkeypatch.setattr(inference, 'find_default_checkpoint', lambda root=None: None)
+    monkeypatch.setattr(inference, 'find_default_checkpoint', lambda root=None, folders=None: None)
     code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', '-o', tmp_path / 'out2')
     assert code == 1 and 'no released generator found' in last_line and 'pass a checkpoint' in last_line
 
 
-def fake_project(repo, root, weights=()):
-    """A copy of the packaging files with a one-line most_net package, and `weights` (name -> bytes) in results/weights."""
+def fake_project(repo, root, released=()):
+    """A copy of the packaging files with a one-line most_net package, and `released` (name -> bytes) in most_net/released/."""
     root.mkdir()
     for name in ('setup.py', 'settings.ini', 'README.md', 'MANIFEST.in'):
         shutil.copy(repo / name, root / name)
     (root / 'most_net').mkdir()
     (root / 'most_net' / '__init__.py').write_text('__version__ = "0.1.0"\n')
-    for name, data in dict(weights).items():
-        (root / 'results' / 'weights').mkdir(parents=True, exist_ok=True)
-        (root / 'results' / 'weights' / name).write_bytes(data)
+    for name, data in dict(released).items():
+        (root / 'most_net' / 'released').mkdir(exist_ok=True)
+        (root / 'most_net' / 'released' / name).write_bytes(data)
     return root
 
 
@@ -300,12 +322,15 @@ def build_py(root):
 
 
 def test_build_py_ships_the_released_generator(repo, tmp_path):
-    """A (non-editable) build copies results/weights into most_net/released/; without weights it builds all the same."""
-    files = {f'{RELEASE_NAME}.safetensors': b'weights', 'README.md': b'# card', 'notes.txt': b'not shipped'}
+    """A build carries most_net/released/ as package data (weights, shards and index, model card, nothing else);
+    without a released generator it builds all the same."""
+    files = {f'{RELEASE_NAME}.safetensors': b'weights', 'README.md': b'# card', 'notes.txt': b'not shipped',
+             'other-00001-of-00002.safetensors': b'shard 1', 'other-00002-of-00002.safetensors': b'shard 2',
+             'other.safetensors.index.json': b'{}'}
     built = build_py(fake_project(repo, tmp_path / 'with', files))
-    assert sorted(p.name for p in (built / 'released').iterdir()) == ['README.md', f'{RELEASE_NAME}.safetensors']
+    assert sorted(p.name for p in (built / 'released').iterdir()) == sorted(set(files) - {'notes.txt'})
     assert (built / 'released' / f'{RELEASE_NAME}.safetensors').read_bytes() == b'weights'
-    built = build_py(fake_project(repo, tmp_path / 'without', {'README.md': b'# card only'}))
+    built = build_py(fake_project(repo, tmp_path / 'without'))
     assert (built / '__init__.py').is_file() and not (built / 'released').exists()
 
 
@@ -417,8 +442,7 @@ def test_demo_notebook_sketches_the_astronaut(repo, tiny_run, tmp_path):
 
 
 def test_demo_notebook_outside_the_checkout_uses_the_released_generator(repo, tmp_path):
-    """Run from another folder with no checkpoint: the released generator (results/weights, shipped in the package) sketches."""
-    from most_net.inference import released_generator_path
+    """Run from another folder with no checkpoint: the released generator (most_net/released/, package data) sketches."""
     text = run_demo(repo, tmp_path / 'demo.ipynb', tmp_path, out_dir=str(tmp_path / 'out'))
     assert released_generator_path().name in text and 'ms per face' in text
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['astronaut_aligned.png', 'astronaut_side_by_side.png',
