@@ -19,6 +19,7 @@ COMMANDS = {
     'train': ('most_net.train_cli', 'train_cli', 'train pix2pix, MOST-Net w/o MR or MOST-Net'),
     'evaluate': ('most_net.metrics', 'evaluate_cli', 'SSIM / FSIM / LPIPS of predictions against ground truth'),
     'sketch': ('most_net.inference', 'sketch_cli', 'turn your own photos into sketches'),
+    'demo': ('most_net.demo', 'demo_cli', 'sketch photos in a local web page (pip install "most-net[demo]")'),
     'bench': ('most_net.bench', 'bench_cli', 'measure training, inference, memory and metric speed'),
     'reproduce': ('most_net.reproduce', 'reproduce_cli', 'the whole reproduction (grid, runs, tables, figures, release) in a budget of minutes'),
 }

@@ -113,7 +113,8 @@ def table_markdown(table: pd.DataFrame, title: str, notes: Iterable[str] = ()) -
     columns = [c for c in table.columns if c not in ('budget',)]
     lines = [f'# {title}', '', '| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     for _, row in table.iterrows():
-        lines.append('| ' + ' | '.join(_fmt(row[c]) if c in METRIC_COLUMNS.values() else str(row[c]) for c in columns) + ' |')
+        lines.append('| ' + ' | '.join(_fmt(row[c]) if c in METRIC_COLUMNS.values() or c.endswith(' seed spread') else str(row[c])
+                                       for c in columns) + ' |')
     lines += [''] + [f'- {note}' for note in notes]
     return '\n'.join(lines) + '\n'
 
@@ -464,10 +465,15 @@ def readme_results(results_dir: str | os.PathLike) -> str:
         if stem == 'table1': table = table[table['method'].str.startswith('MOST-Net') | (table['method'] == FLOOR_METHOD)]
         metrics = [c for c in METRIC_COLUMNS.values() if c in table.columns]
         keys = ['method'] + (['dataset'] if 'dataset' in table.columns else [])
+        verdicts = [c for c in table.columns if ' diff vs ' in c]   # Table II's paired intervals: their verdict words only
+        extra = ['vs MOST-Net at this budget'] if verdicts else []
         lines += [f'**{title}** (from `results/{stem}.csv`; details and notes in `results/{stem}.md`)', '',
-                  '| ' + ' | '.join(keys + metrics + ['source']) + ' |', '|' + '---|' * (len(keys) + len(metrics) + 1)]
+                  '| ' + ' | '.join(keys + metrics + extra + ['source']) + ' |',
+                  '|' + '---|' * (len(keys) + len(metrics) + len(extra) + 1)]
         for _, row in table.iterrows():
-            lines.append('| ' + ' | '.join([str(row[k]) for k in keys] + [_fmt(row[m]) for m in metrics] + [str(row['source'])]) + ' |')
+            said = [f"{c.split(' diff vs ')[0]}: {str(row[c]).split('] ')[-1]}" for c in verdicts if str(row[c]) not in ('—', 'nan')]
+            lines.append('| ' + ' | '.join([str(row[k]) for k in keys] + [_fmt(row[m]) for m in metrics]
+                                           + (['; '.join(said) or '—'] if extra else []) + [str(row['source'])]) + ' |')
         lines.append('')
     lines += _performance_lines(results_dir / 'bench_summary.csv')
     body = '\n'.join(lines).strip() or 'No results yet: run `nbs/table2.ipynb` and `nbs/table1.ipynb`.'
