@@ -172,7 +172,7 @@ def setting_label(option: dict[str, Any]) -> str:
 # %% ../nbs/14_reproduce.ipynb #0ec3781e
 def grid_settings(config: TrainConfig, device: str = 'auto'):
     "The `BenchSettings` that time `config`'s MOST-Net step: its preset, size, batch and perceptual backbone; 1 warm-up, 3 repeats."
-    from most_net.bench import bench_settings
+    from most_net.bench_tools import bench_settings
     return bench_settings(device=device, preset=config.preset, image_size=config.image_size, batch_size=config.batch_size,
                           perceptual_net=config.perceptual_net, variants=('most_net',), warmup=1, repeats=3)
 
@@ -223,7 +223,8 @@ def steady_step_seconds(run_dir: str | Path) -> float | None:
 
 def project_paper_budget(step_times: dict[str, float | None], setting: dict[str, Any], data_root: str, batch_size: int) -> pd.DataFrame:
     "Projected minutes of a paper-budget MOST-Net run (1000 epochs at `batch_size`) for each measured step time (source -> seconds)."
-    from most_net.bench import bench_settings, projection
+    from most_net.bench import projection
+    from most_net.bench_tools import bench_settings
     dataset = None if str(data_root).startswith('synthetic') else str(data_root)
     settings = bench_settings(dataset=dataset, batch_size=int(batch_size), epochs=PAPER_EPOCHS)
     measured = {source: seconds for source, seconds in step_times.items() if seconds is not None}
@@ -362,7 +363,7 @@ def reproduce(budget_minutes: float, preset: str = 'paper', data_root: str = 'da
               grid: bool | str = True, max_shard_mb: float | None = 15, floor: bool = True, faces: int = 6,
               overwrite: bool = False, progress: bool = True, **overrides) -> dict[str, Any]:
     "Plan `budget_minutes`, pick the fastest setting, train and score each variant, write tables, figures, a released generator and reproduce.json."
-    from most_net.bench import write_bench_csv
+    from most_net.bench_report import write_bench_csv
     from most_net.train import open_split, train
     import matplotlib.pyplot as plt
     clock = _Clock()

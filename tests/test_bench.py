@@ -6,7 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from most_net.bench import HARDWARE_COLUMNS, bench_cli, bench_settings, run_benchmarks
+from most_net.bench import bench_cli, run_benchmarks
+from most_net.bench_report import HARDWARE_COLUMNS
+from most_net.bench_tools import bench_settings
 from most_net.cli import main
 from most_net.core import find_dataset
 
@@ -134,7 +136,8 @@ def test_busy_cpu_writes_nothing(tmp_path):
 def test_bench_step_is_the_training_step(tmp_path):
     """The bench's step time and `Trainer.train_step` timed side by side (interleaved) agree within the noise."""
     import statistics
-    from most_net.bench import bench_cpu_step, fixed_batch, time_callable
+    from most_net.bench_cpu import bench_cpu_step
+    from most_net.bench_tools import fixed_batch, time_callable
     from most_net.train import Trainer, make_config
     settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2, repeats=7)
     bench = bench_cpu_step(settings, names=('bf16 autocast',), variants=('most_net',), parts=False, peaks=False)
