@@ -125,7 +125,7 @@ def test_busy_cpu_writes_nothing(tmp_path):
     spin = 'import time\nend = time.time() + 20\nwhile time.time() < end: pass'
     spinners = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(os.cpu_count() or 1)]
     try:
-        with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*allow_busy'):
+        with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*--allow-busy'):
             run_benchmarks(bench_settings(device='cpu', **{k: v for k, v in SETTINGS.items() if k not in ('slot_counts', 'position_sides', 'allow_busy')}),
                            tmp_path, only=['training'], progress=None)
     finally:
