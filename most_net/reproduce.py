@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bench import write_bench_csv
+from .bench_report import write_bench_csv
 from .core import MostNetError, atomic_write_json, get_device, hardware_info, resolve_path
 from .options import add_config_options, config_overrides
 from .networks import VARIANT_TITLES, VARIANTS
@@ -176,7 +176,7 @@ def setting_label(option: dict[str, Any]) -> str:
 # %% ../nbs/14_reproduce.ipynb #0ec3781e
 def grid_settings(config: TrainConfig, device: str = 'auto'):
     "The `BenchSettings` that time `config`'s MOST-Net step: its preset, size, batch and perceptual backbone; 1 warm-up, 3 repeats."
-    from most_net.bench import bench_settings
+    from most_net.bench_tools import bench_settings
     return bench_settings(device=device, preset=config.preset, image_size=config.image_size, batch_size=config.batch_size,
                           perceptual_net=config.perceptual_net, variants=('most_net',), warmup=1, repeats=3)
 
@@ -227,7 +227,8 @@ def steady_step_seconds(run_dir: str | Path) -> float | None:
 
 def project_paper_budget(step_times: dict[str, float | None], setting: dict[str, Any], data_root: str, batch_size: int) -> pd.DataFrame:
     "Projected minutes of a paper-budget MOST-Net run (1000 epochs at `batch_size`) for each measured step time (source -> seconds)."
-    from most_net.bench import bench_settings, projection
+    from most_net.bench import projection
+    from most_net.bench_tools import bench_settings
     dataset = None if str(data_root).startswith('synthetic') else str(data_root)
     settings = bench_settings(dataset=dataset, batch_size=int(batch_size), epochs=PAPER_EPOCHS)
     measured = {source: seconds for source, seconds in step_times.items() if seconds is not None}

@@ -6,7 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from most_net.bench import HARDWARE_COLUMNS, bench_cli, bench_settings, run_benchmarks
+from most_net.bench import bench_cli, run_benchmarks
+from most_net.bench_report import HARDWARE_COLUMNS
+from most_net.bench_tools import bench_settings
 from most_net.cli import main
 from most_net.core import find_dataset
 
@@ -123,7 +125,7 @@ def test_busy_cpu_writes_nothing(tmp_path):
     spin = 'import time\nend = time.time() + 20\nwhile time.time() < end: pass'
     spinners = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(os.cpu_count() or 1)]
     try:
-        with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*allow_busy'):
+        with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*--allow-busy'):
             run_benchmarks(bench_settings(device='cpu', **{k: v for k, v in SETTINGS.items() if k not in ('slot_counts', 'position_sides', 'allow_busy')}),
                            tmp_path, only=['training'], progress=None)
     finally:
@@ -134,7 +136,8 @@ def test_busy_cpu_writes_nothing(tmp_path):
 def test_bench_step_is_the_training_step(tmp_path):
     """The bench's step time and `Trainer.train_step` timed side by side (interleaved) agree within the noise."""
     import statistics
-    from most_net.bench import bench_cpu_step, fixed_batch, time_callable
+    from most_net.bench_cpu import bench_cpu_step
+    from most_net.bench_tools import fixed_batch, time_callable
     from most_net.config import make_config
     from most_net.train import Trainer
     settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2, repeats=7)

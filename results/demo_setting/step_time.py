@@ -3,7 +3,7 @@
     python results/demo_setting/step_time.py
 
 Times `Trainer.train_step` on one fixed batch of synthetic faces with the benchmarks' own timer
-(`most_net.bench.time_callable`: 20 warm-up steps, then the median of 3 repeats of 20 steps), for the `demo`
+(`most_net.bench_tools.time_callable`: 20 warm-up steps, then the median of 3 repeats of 20 steps), for the `demo`
 preset at batch 4 and 2 and with a narrower style-injection hidden width. Run it on a quiet machine: writes
 step_time.csv beside this script.
 """
@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from most_net.bench import fixed_batch, time_callable
+from most_net.bench_tools import fixed_batch, time_callable
 from most_net.core import atomic_write_text, describe_hardware
-from most_net.train import Trainer, make_config
+from most_net.config import make_config
+from most_net.train import Trainer
 
 CANDIDATES = {'batch 4': dict(batch_size=4), 'batch 2 (demo)': dict(batch_size=2),
               'batch 2, si_hidden_channels 32': dict(batch_size=2, model_overrides={'si_hidden_channels': 32})}
