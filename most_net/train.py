@@ -339,6 +339,16 @@ def save_periodic(self: Trainer, at_end: bool) -> None:
     if self.step % self.config.checkpoint_every == 0 or at_end: self.save_checkpoint()
 
 @patch
+def validation_due(self: Trainer, at_end: bool = False) -> bool:
+    "Whether to score the validation pairs now: a new `val_every_minutes` of training has passed, or the run stops."
+    every = float(self.config.val_every_minutes) * 60
+    if not every: return False
+    window = int(self.train_seconds // every)
+    due = at_end or window > self._val_window
+    if due: self._val_window = window
+    return due
+
+@patch
 def finish(self: Trainer, wall_seconds: float, last_logged: dict[str, float]) -> RunResult:
     "How the run ended (a signal during the last step counts), said in one line when a budget ended it."
     if self.stopped_by is None and self.stop_signal: self.stopped_by = signal.Signals(self.stop_signal).name
@@ -609,16 +619,6 @@ def score_validation(self: Trainer) -> dict[str, Any] | None:
            'pairs': int(overall.pop('count')), **overall}
     self._write_csv_rows(self.run_dir / 'val_curve.csv', [row])
     return row
-
-@patch
-def validation_due(self: Trainer, at_end: bool = False) -> bool:
-    "Whether to score the validation pairs now: a new `val_every_minutes` of training has passed, or the run stops."
-    every = float(self.config.val_every_minutes) * 60
-    if not every: return False
-    window = int(self.train_seconds // every)
-    due = at_end or window > self._val_window
-    if due: self._val_window = window
-    return due
 
 # %% ../nbs/08_train.ipynb #53f1185d
 LOCK_NAME = '.lock'
