@@ -169,14 +169,14 @@ def test_missing_dataset(tmp_path, monkeypatch):
 
 
 def test_benchmarks_notebook(repo, tmp_path):
-    """`nbs/benchmarks.ipynb` headless through papermill, at the same microscopic size."""
+    """`nbs/experiments/benchmarks.ipynb` headless through papermill, at the same microscopic size."""
     import papermill as pm
     parameters = {'quick': True, 'device': 'cpu', 'out_dir': str(tmp_path), 'repeats': 1, 'only': 'training,memory,metrics',
                   'slot_counts': [32], 'position_sides': [8], 'threads': 1,
                   **{name: value for name, value in SETTINGS.items() if name not in ('slot_counts', 'position_sides', 'threads')}}
     overrides = {name: parameters.pop(name) for name in ('memory_dim', 'paper_slots', 'paper_side')}
     overrides['allow_busy'] = parameters.pop('allow_busy') == 'true'
-    pm.execute_notebook(str(repo / 'nbs' / 'benchmarks.ipynb'), str(tmp_path / 'benchmarks.out.ipynb'),
+    pm.execute_notebook(str(repo / 'nbs' / 'experiments' / 'benchmarks.ipynb'), str(tmp_path / 'benchmarks.out.ipynb'),
                         parameters={**parameters, 'overrides': overrides}, cwd=str(repo), progress_bar=False)
     assert read(tmp_path, 'training')['mode'].eq('quick').all()
     assert {'bench_training.png', 'bench_memory.png'} <= {p.name for p in (tmp_path / 'figures').iterdir()}

@@ -427,9 +427,9 @@ def test_cli_refuses_to_overwrite_an_input(tiny_run, photo_dir, capsys):
 # -- the demo notebook -----------------------------------------------------------------------------------
 
 def run_demo(repo, out_ipynb, cwd, **parameters):
-    """Execute nbs/sketch_your_photo.ipynb with papermill; the text it printed."""
+    """Execute nbs/experiments/sketch_your_photo.ipynb with papermill; the text it printed."""
     import papermill as pm
-    notebook = pm.execute_notebook(str(repo / 'nbs' / 'sketch_your_photo.ipynb'), str(out_ipynb), parameters=parameters,
+    notebook = pm.execute_notebook(str(repo / 'nbs' / 'experiments' / 'sketch_your_photo.ipynb'), str(out_ipynb), parameters=parameters,
                                    cwd=str(cwd), progress_bar=False)
     return ''.join(''.join(output.get('text', '')) for cell in notebook['cells'] for output in cell.get('outputs', []))
 

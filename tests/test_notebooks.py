@@ -18,7 +18,7 @@ TINY = {'preset': 'tiny', 'max_steps': 3}
 
 def run_notebook(repo, notebook, scratch, **parameters):
     output = scratch / f'{notebook}.out.ipynb'
-    pm.execute_notebook(str(repo / 'nbs' / f'{notebook}.ipynb'), str(output), parameters=parameters,
+    pm.execute_notebook(str(repo / 'nbs' / 'experiments' / f'{notebook}.ipynb'), str(output), parameters=parameters,
                         cwd=str(repo), progress_bar=False)
     return output
 

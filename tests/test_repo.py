@@ -25,7 +25,7 @@ def test_readme_has_two_quickstart_commands(repo):
     readme = (repo / 'README.md').read_text()
     quickstart, test_command = _block(readme, 'quickstart-command'), _block(readme, 'test-command')
     assert quickstart.count('\n') == 0 and test_command.count('\n') == 0
-    assert 'papermill nbs/train.ipynb' in quickstart
+    assert 'papermill nbs/experiments/train.ipynb' in quickstart
     assert 'pytest' in test_command and 'nbdev_test' in test_command
 
 
@@ -36,8 +36,8 @@ def test_ci_runs_the_readme_test_command(repo):
 
 def test_notebook_map_lists_every_notebook(repo):
     readme = (repo / 'README.md').read_text()
-    listed = set(re.findall(r'`nbs/([\w-]+\.ipynb)`', readme))
-    present = {p.name for p in (repo / 'nbs').glob('*.ipynb')}
+    listed = set(re.findall(r'`nbs/([\w/-]+\.ipynb)`', readme))
+    present = {p.relative_to(repo / 'nbs').as_posix() for p in (repo / 'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts}
     assert listed == present, f'README notebook map: missing {present - listed}, stale {listed - present}'
 
 

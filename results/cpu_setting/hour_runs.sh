@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The best sketch per CPU-hour (nbs/cpu_setting.ipynb, "Per CPU-hour"): matched wall-clock runs of candidate settings,
+# The best sketch per CPU-hour (nbs/experiments/cpu_setting.ipynb, "Per CPU-hour"): matched wall-clock runs of candidate settings,
 # each 30 minutes of training time on the 228 training pairs of data/CUFS_val, seed 0, pix2pix's linear decay over the
 # 30 minutes, in the precision training picks on this CPU, scored on the 40 validation pairs every 5 minutes
 # (val_curve.csv) and at the end (summary.json). The test split is never looked at. One run at a time (each takes
