@@ -13,9 +13,6 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-
-import tempfile
-
 import torch
 from PIL import Image
 
@@ -25,10 +22,10 @@ from .data import open_dataset, read_pairs, tensor_to_uint8
 from .generator_files import release_checksums
 from .inference import Sketcher
 from .memory import to_slots
-from .metrics import METRICS, SUMMARY_KEYS, evaluate_images, score_into
+from .metrics import METRICS, SUMMARY_KEYS, score_into
 from .networks import VARIANT_TITLES
 from .config import TrainConfig
-from .train import open_split, predict_split
+from .train import open_split, score_split
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
@@ -534,13 +531,10 @@ def score_test_modes(run_dir: str | os.PathLike, modes: Sequence[str] = TEST_MOD
     "A trained run's test split sketched in each test mode and scored: one row of overall metrics per mode."
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
-    generator, dataset, rows = load_generator_from_run(run_dir, device), open_split(config, 'test'), []
-    for mode in modes:
-        with tempfile.TemporaryDirectory() as scratch:
-            items = predict_split(generator, dataset, scratch, device, config.eval_batch_size, None, mode)
-        summary = evaluate_images(items, config.metrics, device=device, progress=progress).summary
-        rows.append({'run': run_dir.name, 'test_mode': mode, **summary[summary['subset'] == 'all'].iloc[0].to_dict()})
-    return pd.DataFrame(rows).drop(columns='subset')
+    generator, dataset = load_generator_from_run(run_dir, device), open_split(config, 'test')
+    return pd.DataFrame([{'run': run_dir.name, 'test_mode': mode,
+                          **score_split(generator, dataset, config.metrics, device, config.eval_batch_size, None, mode, progress)}
+                         for mode in modes])
 
 def choose_test_mode(scores: pd.DataFrame) -> str:
     "The test mode better on most metrics of `score_test_modes`'s table; 'eval' on a tie."

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 try: import fcntl
 except ImportError: fcntl = None   # Windows: run folders are not locked
@@ -51,7 +51,7 @@ from .options import option_flag
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'LOCK_NAME', 'STOP_NAMES', 'resolve_precision',
            'resolve_channels_last', 'autocast_context', 'open_split', 'RunResult', 'Trainer', 'resume_command',
-           'predict_split', 'evaluate_run', 'run_lock', 'train']
+           'predict_split', 'score_split', 'evaluate_run', 'run_lock', 'train']
 
 # %% ../nbs/14_train.ipynb #b1ce2724
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -579,6 +579,14 @@ def _predict_batches(generator, dataset, out_dir: Path, device, batch_size: int,
             results.append((item['name'], item['subset'], reference, prediction))
     return results
 
+def score_split(generator: nn.Module, dataset, metrics: Sequence[str], device=None, batch_size: int = 8,
+                amp_dtype: torch.dtype | None = None, test_mode: str = 'eval', progress: bool = False) -> dict[str, float]:
+    "Sketch `dataset` (predictions discarded) and score it: the overall row, `count` included."
+    with tempfile.TemporaryDirectory() as scratch:
+        items = predict_split(generator, dataset, scratch, device, batch_size, amp_dtype, test_mode)
+    summary = evaluate_images(items, metrics, device=get_device(device), progress=progress).summary
+    return summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+
 # %% ../nbs/14_train.ipynb #a9f62efc
 def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
     "Predict the test split of the run's data, score it and write predictions/, metrics.csv and summary.json."
@@ -607,14 +615,9 @@ def score_validation(self: Trainer) -> dict[str, Any] | None:
     "Score the validation pairs (`val_root`'s test split) with the current generator; append the row to val_curve.csv (rank 0)."
     config = self.config
     if not (self.is_main and config.val_root): return None
-    if getattr(self, '_val_set', None) is None:
-        root = config.val_root if str(config.val_root).startswith('synthetic') else resolve_path(config.val_root)
-        self._val_set = open_dataset(root, split='test', image_size=config.image_size, resize=config.resize, augment=False)
-    with tempfile.TemporaryDirectory() as scratch:
-        items = predict_split(self.generator, self._val_set, scratch, self.device, config.eval_batch_size, self.amp_dtype,
-                              config.test_mode)
-    summary = evaluate_images(items, config.metrics, device=self.device, progress=False).summary
-    overall = summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+    if getattr(self, '_val_set', None) is None: self._val_set = open_split(dataclasses.replace(config, data_root=config.val_root), 'test')
+    overall = score_split(self.generator, self._val_set, config.metrics, self.device, config.eval_batch_size, self.amp_dtype,
+                          config.test_mode)
     row = {'step': self.step, 'epoch': round(self.step / self.steps_per_epoch, 3), 'train_minutes': round(self.train_seconds / 60, 3),
            'pairs': int(overall.pop('count')), **overall}
     self._write_csv_rows(self.run_dir / 'val_curve.csv', [row])
