@@ -15,20 +15,27 @@ import platform
 import random
 import re
 import shutil
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
+try: import fcntl
+except ImportError: fcntl = None   # Windows: run folders are not locked
+
 import numpy as np
 import torch
+import torch.nn as nn
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'get_device', 'seed_everything',
-           'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save',
-           'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard', 'is_out_of_memory',
-           'release_cached_memory', 'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path', 'portable_path',
-           'portable_text', 'make_run_dir', 'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'quiet_torch_logs']
+__all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'LOCK_NAME', 'MostNetError', 'get_device', 'unwrap_model',
+           'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'atomic_torch_save', 'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard',
+           'is_out_of_memory', 'release_cached_memory', 'preflight_folder', 'repo_root', 'find_dataset', 'resolve_path',
+           'portable_path', 'portable_text', 'make_run_dir', 'run_lock', 'cpu_has_bf16', 'hardware_info',
+           'describe_hardware', 'resolve_precision', 'resolve_channels_last', 'autocast_context', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
@@ -53,6 +60,12 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if chosen.type == 'mps' and not torch.backends.mps.is_available():
         raise MostNetError(f"device {choice!r} asked for, but MPS is not available: use --device cpu")
     return chosen
+
+# %% ../nbs/00_core.ipynb #68f52f39
+def unwrap_model(module: nn.Module) -> nn.Module:
+    "The module inside a DistributedDataParallel or torch.compile wrapper."
+    module = getattr(module, 'module', module)
+    return getattr(module, '_orig_mod', module)
 
 # %% ../nbs/00_core.ipynb #f51c69db
 def seed_everything(seed: int) -> None:
@@ -257,6 +270,30 @@ def make_run_dir(name: str | None = None, root: str | os.PathLike | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
+# %% ../nbs/00_core.ipynb #53f1185d
+LOCK_NAME = '.lock'
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike, active: bool = True):
+    "Hold `run_dir/.lock` while training: another process on the same folder fails in one line naming this one."
+    if not active or fcntl is None or not Path(run_dir).is_dir():   # a missing folder: the caller says what is wrong
+        yield None
+        return
+    path = Path(run_dir) / LOCK_NAME
+    with write_guard(path): handle = open(path, 'a+')
+    with handle:
+        try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text().strip() or 'another process'
+            pid = holder.split()[1] if holder.startswith('process ') else '<pid>'
+            raise MostNetError(f'{run_dir} is being trained by {holder}: one process trains a run folder at a time; '
+                               f'wait for it to end, or stop it (kill -TERM {pid} writes a checkpoint) and then resume') from None
+        handle.truncate(0)
+        handle.write(f'process {os.getpid()} on {socket.gethostname()} since {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+        handle.flush()
+        try: yield path
+        finally: fcntl.flock(handle, fcntl.LOCK_UN)
+
 # %% ../nbs/00_core.ipynb #b86917d3
 def _cpu_name() -> str:
     try:
@@ -295,6 +332,25 @@ def describe_hardware(info: dict[str, Any] | None = None) -> str:
     info = info or hardware_info()
     where = info['gpu'] or f"{info['cpu']} ({info['cpu_cores']} cores)"
     return f"{where}, torch {info['torch']}"
+
+# %% ../nbs/00_core.ipynb #b1ce2724
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    "The autocast dtype for `precision` on `device` (None: plain fp32); 'auto' is bf16 where bf16 is native."
+    if precision == 'fp32': return None
+    if device.type == 'cuda':
+        if torch.cuda.is_bf16_supported(): return torch.bfloat16
+        if precision == 'bf16': raise MostNetError('precision bf16 asked for, but this GPU has no bf16: use fp32')
+        return None
+    if precision == 'auto' and not (device.type == 'cpu' and cpu_has_bf16()): return None
+    return torch.bfloat16
+
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    "Whether to train in channels-last layout: as asked, or (None) on a GPU only."
+    return device.type == 'cuda' if channels_last is None else bool(channels_last)
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    "An autocast context for `dtype`, or a no-op one."
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #1a14b1cd
 def quiet_torch_logs() -> None:

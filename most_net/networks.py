@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.utils._pytree as pytree
 
 from .core import MostNetError
-from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, check_norm, conv_bias, get_norm
+from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, conv_bias, get_norm
 from .memory import MemoryDictionary, from_slots, to_slots
 
 # %% auto #0

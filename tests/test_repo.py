@@ -73,3 +73,22 @@ def test_no_reference_points_outside_the_repository(repo):
         except UnicodeDecodeError: continue
         offenders += [f'{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}' for m in _OUTSIDE.finditer(text)]
     assert not offenders, 'references outside the repository:\n' + '\n'.join(offenders[:20])
+
+
+def test_library_notebooks_keep_their_demonstrations(repo):
+    "A reader on the web sees what the demonstration cells show: each numbered notebook keeps saved outputs."
+    import json
+    bare = []
+    for path in sorted((repo / 'nbs').glob('[0-9][0-9]_*.ipynb')):
+        cells = json.loads(path.read_text(encoding='utf-8'))['cells']
+        if not any(cell.get('outputs') for cell in cells if cell['cell_type'] == 'code'): bare.append(path.name)
+    assert not bare, f'no saved outputs in {bare}: run `python .ci/save_outputs.py nbs/<notebook>`, then nbdev_clean'
+
+
+def test_no_dataset_pictures_saved(repo):
+    "Cells tagged remove-output show CUFS pictures, which are not ours to publish: their outputs are never saved."
+    import json
+    saved = [f'{path.relative_to(repo)} cell {index}' for path in sorted((repo / 'nbs').rglob('*.ipynb'))
+             for index, cell in enumerate(json.loads(path.read_text(encoding='utf-8'))['cells'])
+             if 'remove-output' in cell.get('metadata', {}).get('tags', []) and cell.get('outputs')]
+    assert not saved, f'outputs saved in cells tagged remove-output: {saved}; clear them (python .ci/save_outputs.py does)'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The matched runs behind "bf16 trains the same" (nbs/23_bench.ipynb): MOST-Net, preset cpu256, on the
+# The matched runs behind "bf16 trains the same" (nbs/experiments/bf16_check.ipynb): MOST-Net, preset cpu256, on the
 # validation split carved from the CUFS training pairs (data/CUFS_val: 228 train / 40 validation pairs),
 # 500 steps each, a step-based learning-rate schedule (the wall-clock budget set far away), scored on the
 # 40 validation pairs. bf16 seed 0 against fp32 seeds 0 and 1: the two fp32 seeds measure the noise.

@@ -29,11 +29,11 @@ train_run hour_light_d --max-minutes 30 --disc-channels 16               # the d
 train_run hour_deep_si --max-minutes 30 --feature-channels 128 \
     --model-overrides '{"si_hidden_channels": 64, "downsamplings": 3}'  # SI trunk at 32 x 32, twice as wide
 # progressive resolution: the first 12 minutes at 128 px (resized faces, constant rate: the first half of the linear
-# schedule), then a warm start at 256 px (padded, as the others) for the rest of the 30 minutes
+# schedule), then a warm start at 256 px (padded, as the others) for the other 18 minutes, with its own linear decay
 if [ ! -f results/runs/hour_progressive/checkpoints/last.pt ]; then
     train_run hour_progressive_128 --max-minutes 12 --image-size 128 --resize true --lr-policy constant --no-evaluate
 fi
 if [ -f results/runs/hour_progressive_128/checkpoints/weights.safetensors ] && [ ! -f results/runs/hour_progressive/checkpoints/last.pt ]; then
     warm=(--warm-start results/runs/hour_progressive_128/checkpoints/weights.safetensors)
 else warm=(); fi
-train_run hour_progressive --max-minutes 30 "${warm[@]}"
+train_run hour_progressive --max-minutes 18 "${warm[@]}"
