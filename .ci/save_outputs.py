@@ -65,6 +65,8 @@ def run_one(path: Path) -> None:
         cell.outputs = [] if hidden else [kept(out) for out in done.get('outputs', [])
                                           if not (out.get('output_type') == 'stream' and out.get('name') == 'stderr')]
     write_nb(saved, path)
+    import nbformat   # written again as the Jupyter server writes it: multi-line text as a list of lines
+    nbformat.write(nbformat.read(path, as_version=nbformat.NO_CONVERT), path)
 
 
 def main(args: list[str]) -> int:
