@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -26,7 +25,7 @@ from .core import MostNetError, atomic_write_text, get_device
 __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'REQUIRED_COLUMNS', 'DatasetError', 'pad_to_square', 'crop_to_original',
            'uint8_to_tensor', 'tensor_to_uint8', 'preprocess', 'restore', 'postprocess_prediction', 'default_jitter',
            'augmentation_draws', 'augment_pairs', 'check_image_size', 'PairedImages', 'read_pairs', 'validate_dataset',
-           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'TensorLoader', 'open_dataset']
+           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'TensorLoader']
 
 # %% ../nbs/02_data.ipynb #f120cc29
 class DatasetError(MostNetError):
@@ -443,16 +442,3 @@ class TensorLoader:
             photos, sketches = self.photos[index], self.sketches[index]
             if self.augment: photos, sketches = augment_pairs(photos, sketches, flips[positions], shifts[positions])
             yield {'photo': _to_unit(photos), 'sketch': _to_unit(sketches), 'index': index}
-
-# %% ../nbs/02_data.ipynb #e8ad7949
-def open_dataset(data_root: str | os.PathLike, split: str = 'train', image_size: int = 256, **kwargs) -> PairedImages:
-    "`'synthetic'` / `'synthetic:N'` gives N drawn faces (default 32, `seed` kwarg); anything else is a dataset folder."
-    text = str(data_root)
-    if text == 'synthetic' or text.startswith('synthetic:'):
-        match = re.fullmatch(r'synthetic(?::(\d+))?', text)
-        if not match or int(match.group(1) or 32) < 1:
-            raise DatasetError(f"data_root {text!r}: write 'synthetic' or 'synthetic:N' with N >= 1 faces per split")
-        from most_net.synthetic import SyntheticFaceSketch     # not at the top: most_net.synthetic imports this module
-        kwargs.pop('preload', None)
-        return SyntheticFaceSketch(int(match.group(1) or 32), split=split, image_size=image_size, **kwargs)
-    return FaceSketchDataset(data_root, split=split, image_size=image_size, **kwargs)

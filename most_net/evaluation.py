@@ -19,8 +19,9 @@ from PIL import Image
 
 from .config import TrainConfig
 from .core import atomic_write_bytes, autocast_context, get_device, resolve_path, unwrap_model, write_guard
-from .data import open_dataset, postprocess_prediction
+from .data import postprocess_prediction
 from .metrics import evaluate_images
+from .synthetic import open_dataset
 
 # %% auto #0
 __all__ = ['open_split', 'predict_split', 'score_split']

@@ -18,12 +18,13 @@ from PIL import Image
 
 from .core import (MostNetError, atomic_write_bytes, atomic_write_text, describe_hardware, portable_path, portable_text,
                            resolve_path)
-from .data import open_dataset, read_pairs, tensor_to_uint8
+from .data import read_pairs, tensor_to_uint8
 from .generator_files import release_checksums
 from .inference import Sketcher
 from .memory import to_slots
 from .metrics import METRICS, SUMMARY_KEYS, score_into
 from .networks import VARIANT_TITLES
+from .synthetic import open_dataset
 from .config import TrainConfig
 from .evaluation import open_split, score_split
 

@@ -32,7 +32,7 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_by
                            make_run_dir, portable_path, preflight_folder, quiet_torch_logs, repo_root,
                            resolve_channels_last, resolve_path, resolve_precision, run_lock, seed_everything,
                            unwrap_model, write_guard)
-from .data import TensorLoader, open_dataset
+from .data import TensorLoader
 from .distributed import wrap_for_distributed
 from .evaluation import open_split, predict_split, score_split
 from .generator_files import CHECKPOINT_FORMAT, load_checkpoint
@@ -40,6 +40,7 @@ from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
+from .synthetic import open_dataset
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult', 'Trainer',

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from most_net.core import MostNetError, find_dataset
-from most_net.data import (CUFS_HW, DatasetError, FaceSketchDataset, TensorLoader, crop_to_original, open_dataset,
+from most_net.data import (CUFS_HW, DatasetError, FaceSketchDataset, TensorLoader, crop_to_original,
                            pad_to_square, postprocess_prediction, read_pairs, tensor_to_uint8, uint8_to_tensor,
                            validate_dataset)
-from most_net.synthetic import SyntheticFaceSketch, write_synthetic_dataset
+from most_net.synthetic import SyntheticFaceSketch, open_dataset, write_synthetic_dataset
 
 STANDARD = {'train': {'AR': 80, 'CUHK': 88, 'XM2VTS': 100}, 'test': {'AR': 43, 'CUHK': 100, 'XM2VTS': 195}}
 
