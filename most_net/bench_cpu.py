@@ -23,8 +23,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from .bench_tools import BenchSettings, count_step, fixed_batch, make_trainer, memory_step_time, time_callable
-from .core import MostNetError, get_device, quiet_torch_logs
-from .core import autocast_context, resolve_channels_last, resolve_precision, unwrap_model
+from .core import (MostNetError, autocast_context, get_device, quiet_torch_logs, resolve_channels_last, resolve_precision,
+                           unwrap_model)
 
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'LAYOUTS', 'PRECISIONS', 'PEAK_SETTINGS', 'OP_CATEGORIES', 'OPTIMISER_SCOPE', 'STEP_REST',
