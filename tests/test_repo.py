@@ -92,3 +92,13 @@ def test_no_dataset_pictures_saved(repo):
              for index, cell in enumerate(json.loads(path.read_text(encoding='utf-8'))['cells'])
              if 'remove-output' in cell.get('metadata', {}).get('tags', []) and cell.get('outputs')]
     assert not saved, f'outputs saved in cells tagged remove-output: {saved}; clear them (python .ci/save_outputs.py does)'
+
+
+
+def test_code_layout_names_every_module(repo):
+    "README's 'How the code is laid out' names each module of most_net."
+    readme = (repo / 'README.md').read_text(encoding='utf-8')
+    section = readme.split('## How the code is laid out', 1)[1].split('\n## ', 1)[0]
+    modules = {p.stem for p in (repo / 'most_net').glob('*.py') if not p.stem.startswith('_')}
+    missing = modules - set(re.findall(r'`(\w+)`', section))
+    assert not missing, f'README "How the code is laid out" does not name {sorted(missing)}'
