@@ -10,10 +10,23 @@ so on) and figures (at 1x; pictures of faces as JPEG). Not kept: stderr
 (warnings, progress bars), and anything of a cell tagged `remove-output` (Jupyter Book's tag: the cells
 that show CUFS pictures, which are not ours to publish). A notebook that fails is left as it was and named. Run `nbdev_clean` afterwards: it keeps outputs (`clear_all = False`).
 """
+import base64
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import nbformat
+from execnb.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+from fastcore.xtras import working_directory
+from nbdev.config import get_config
+from nbdev.frontmatter import FrontmatterProc
+from nbdev.process import NBProcessor
+from PIL import Image
+
+from most_net.core import portable_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,15 +36,12 @@ PHOTO_PNG_CHARS = 100_000   # a figure this large as PNG is photographic (faces,
 
 def kept(output: dict) -> dict:
     "The output as saved: paths as `portable_text` writes them; a picture as JPEG where it is a photograph."
-    from most_net.core import portable_text
     if 'text' in output: output['text'] = portable_text(''.join(output['text']))
     data = output.get('data', {})
     for kind in [kind for kind in data if kind.startswith('text/')]: data[kind] = portable_text(''.join(data[kind]))
     if 'image/jpeg' in data and 'image/png' in data: del data['image/png']
     png = data.get('image/png')
     if png and len(png) > PHOTO_PNG_CHARS:
-        import base64, io
-        from PIL import Image
         buffer = io.BytesIO()
         Image.open(io.BytesIO(base64.b64decode(png))).convert('RGB').save(buffer, format='JPEG', quality=85)
         data['image/jpeg'] = base64.b64encode(buffer.getvalue()).decode('ascii')
@@ -41,13 +51,6 @@ def kept(output: dict) -> dict:
 
 def run_one(path: Path) -> None:
     "Execute `path` as nbdev_test would and write its outputs into the notebook."
-    from execnb.nbio import read_nb, write_nb
-    from execnb.shell import CaptureShell
-    from fastcore.xtras import working_directory
-    from nbdev.config import get_config
-    from nbdev.frontmatter import FrontmatterProc
-    from nbdev.process import NBProcessor
-
     os.environ['IN_TEST'] = '1'
     flags = set(get_config().tst_flags.split())
     def skipped(cell) -> bool:
@@ -65,7 +68,7 @@ def run_one(path: Path) -> None:
         cell.outputs = [] if hidden else [kept(out) for out in done.get('outputs', [])
                                           if not (out.get('output_type') == 'stream' and out.get('name') == 'stderr')]
     write_nb(saved, path)
-    import nbformat   # written again as the Jupyter server writes it: multi-line text as a list of lines
+    # written again as the Jupyter server writes it: multi-line text as a list of lines
     nbformat.write(nbformat.read(path, as_version=nbformat.NO_CONVERT), path)
 
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 from PIL import Image
 
 from .config import TrainConfig
-from .core import atomic_write_bytes, autocast_context, get_device, resolve_path, unwrap_model, write_guard
+from .core import atomic_write_bytes, autocast_context, get_device, unwrap_model, write_guard
 from .data import postprocess_prediction
 from .metrics import evaluate_images
 from .synthetic import open_dataset
@@ -27,10 +27,9 @@ from .synthetic import open_dataset
 __all__ = ['open_split', 'predict_split', 'score_split']
 
 # %% ../nbs/14_evaluation.ipynb #1e65d3fe
-def open_split(config: TrainConfig, split: str):
-    "The run's dataset for `split`, without augmentation (the loader augments on the device)."
-    root = config.data_root if str(config.data_root).startswith('synthetic') else resolve_path(config.data_root)
-    return open_dataset(root, split=split, image_size=config.image_size, resize=config.resize, augment=False)
+def open_split(config: TrainConfig, split: str, **kwargs):
+    "The run's dataset for `split`, without augmentation (the loader augments on the device); `kwargs` to `open_dataset`."
+    return open_dataset(config.data_root, split=split, image_size=config.image_size, resize=config.resize, augment=False, **kwargs)
 
 # %% ../nbs/14_evaluation.ipynb #0c80d73b
 @torch.no_grad()

@@ -132,8 +132,7 @@ def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                   metrics: Sequence[str] = METRICS,
                   device=None, progress: bool = True) -> dict[str, Any]:
     "Score each test photo, in grey, as its own sketch; write `out_dir/metrics.csv` and a run-like `summary.json`."
-    root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
-    test_set = open_dataset(root, split='test', augment=False)
+    test_set = open_dataset(data_root, split='test', augment=False)
     items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i),
               np.asarray(Image.fromarray(test_set.original_photo(i)).convert('L'))) for i in range(len(test_set))]
     return score_into(items, resolve_path(out_dir), metrics, device, progress,
@@ -436,8 +435,7 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
                   metrics: Sequence[str] = METRICS, device=None,
                   progress: bool = True) -> dict[str, Any]:
     "Sketch the test split with the released file (as `Sketcher` loads it), score it, write a run-like summary to `out_dir`."
-    root = data_root if str(data_root).startswith('synthetic') else resolve_path(data_root)
-    test_set, sketcher = open_dataset(root, split='test', augment=False), Sketcher(release_path, device=device)
+    test_set, sketcher = open_dataset(data_root, split='test', augment=False), Sketcher(release_path, device=device)
     predictions = sketcher.predict([test_set.original_photo(i) for i in range(len(test_set))])
     out_dir = resolve_path(out_dir)
     for name, prediction in zip(test_set.names, predictions):

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .core import resolve_path
 from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, FaceSketchDataset, PairedImages, staged_folder,
                            write_pairs_csv)
 
@@ -201,4 +202,4 @@ def open_dataset(data_root: str | os.PathLike, split: str = 'train', image_size:
             raise DatasetError(f"data_root {text!r}: write 'synthetic' or 'synthetic:N' with N >= 1 faces per split")
         kwargs.pop('preload', None)
         return SyntheticFaceSketch(int(match.group(1) or 32), split=split, image_size=image_size, **kwargs)
-    return FaceSketchDataset(data_root, split=split, image_size=image_size, **kwargs)
+    return FaceSketchDataset(resolve_path(data_root), split=split, image_size=image_size, **kwargs)

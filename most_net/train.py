@@ -40,7 +40,6 @@ from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
-from .synthetic import open_dataset
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult', 'Trainer',
@@ -461,9 +460,7 @@ def required_bytes(self: Trainer, evaluate: bool = True) -> tuple[int, str]:
     held = self.checkpoint_path.stat().st_size if self.checkpoint_path.is_file() else 0   # a resumed run's last.pt is already there
     side = self.config.image_size + 2
     grid = 3 * (3 * side + 2) * (len(self.sample_photos) * side + 2) + 4096
-    root = self.config.data_root if str(self.config.data_root).startswith('synthetic') else resolve_path(self.config.data_root)
-    tests = len(open_dataset(root, split='test', image_size=self.config.image_size, resize=self.config.resize,
-                             augment=False, preload=False)) if evaluate else 0   # counted, not decoded
+    tests = len(open_split(self.config, 'test', preload=False)) if evaluate else 0   # counted, not decoded
     need = max(0, 2 * checkpoint - held) + tests * PREDICTION_BYTES + grid
     what = (f'two checkpoints ({format_bytes(checkpoint)} each)' + (f', {tests} test predictions' if tests else '')
             + ' and a sample grid')

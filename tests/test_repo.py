@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import subprocess
 import sys
@@ -77,7 +78,6 @@ def test_no_reference_points_outside_the_repository(repo):
 
 def test_library_notebooks_keep_their_demonstrations(repo):
     "A reader on the web sees what the demonstration cells show: each numbered notebook keeps saved outputs."
-    import json
     bare = []
     for path in sorted((repo / 'nbs').glob('[0-9][0-9]_*.ipynb')):
         cells = json.loads(path.read_text(encoding='utf-8'))['cells']
@@ -87,7 +87,6 @@ def test_library_notebooks_keep_their_demonstrations(repo):
 
 def test_no_dataset_pictures_saved(repo):
     "Cells tagged remove-output show CUFS pictures, which are not ours to publish: their outputs are never saved."
-    import json
     saved = [f'{path.relative_to(repo)} cell {index}' for path in sorted((repo / 'nbs').rglob('*.ipynb'))
              for index, cell in enumerate(json.loads(path.read_text(encoding='utf-8'))['cells'])
              if 'remove-output' in cell.get('metadata', {}).get('tags', []) and cell.get('outputs')]

@@ -13,14 +13,13 @@ set -euo pipefail
 preset="${PRESET:-cpu256}"
 name="long_${preset}"
 here=results/long_run
+run=$(ls -d results/runs/${name}* 2>/dev/null | sort -V | tail -1 || true)   # the latest part
+run="${run:-results/runs/$name}"
 if [ "${1:-}" = save ]; then
-    latest=$(ls -d results/runs/${name}* 2>/dev/null | sort -V | tail -1)
-    cp "$latest/checkpoints/weights.safetensors" "$here/weights.safetensors"
-    echo "saved $latest/checkpoints/weights.safetensors to $here/weights.safetensors"; exit 0
+    cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"
+    echo "saved $run/checkpoints/weights.safetensors to $here/weights.safetensors"; exit 0
 fi
 minutes="${1:?give the minutes this session may train, or save}"
-run=$(ls -d results/runs/${name}* 2>/dev/null | sort -V | tail -1 || true)
-run="${run:-results/runs/$name}"
 start=()
 if [ -f "$run/summary.json" ]; then echo "long run: $run is finished"; exit 0; fi
 if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
