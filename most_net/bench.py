@@ -28,20 +28,23 @@ from .bench_report import merge_summary, summarise_bench, write_bench_results
 from most_net.bench_tools import (
     BenchSettings, bench_settings, count_step, fixed_batch, make_trainer, memory_operations, memory_step_time, peak_memory,
     time_callable)
-from .core import (MostNetError, autocast_context, find_dataset, get_device, hardware_info, portable_path, repo_root,
-                           unwrap_model)
+from .config import TrainConfig
+from .core import (MostNetError, autocast_context, describe_hardware, find_dataset, get_device, hardware_info,
+                           portable_path, repo_root, unwrap_model)
 from .generator_files import released_generator_path
 from .inference import Sketcher
 from .memory import MemoryDictionary
 from .metrics import METRICS, evaluate_images, ground_truth_files, read_grey
 from .networks import count_parameters
 from .options import add_config_options, config_overrides
+from .train import Trainer
 
 # %% auto #0
 __all__ = ['COLD_START_SCRIPT', 'BUSY_FIX', 'BENCHMARKS', 'DEFAULT_BENCHMARKS', 'FullMatrixMemory', 'naive_bytes', 'time_memory',
-           'bench_memory', 'batch_time', 'bench_training', 'locate_cufs', 'aligned_photo', 'sketcher_latency',
-           'bench_inference', 'cold_start', 'bench_sketch', 'cufs_test_items', 'bench_metrics', 'paper_budget_steps',
-           'bench_grid', 'projection', 'CpuWatch', 'check_quiet_cpu', 'run_benchmarks', 'bench_cli']
+           'bench_memory', 'batch_time', 'interleaved_samples', 'bench_training', 'locate_cufs', 'aligned_photo',
+           'sketcher_latency', 'bench_inference', 'cold_start', 'bench_sketch', 'cufs_test_items', 'bench_metrics',
+           'paper_budget_steps', 'bench_grid', 'projection', 'CpuWatch', 'check_quiet_cpu', 'bench_run_steps',
+           'run_benchmarks', 'bench_cli']
 
 # %% ../nbs/24_bench.ipynb #33527d73
 class FullMatrixMemory:
@@ -136,6 +139,15 @@ def batch_time(trainer, warmup: int, repeats: int) -> float:
         for batch in trainer.loader: trainer._to_device(batch)
     return time_callable(epoch, warmup, repeats, trainer.device)[0] / len(trainer.loader)
 
+# %% ../nbs/24_bench.ipynb #3e920e6a
+def interleaved_samples(calls: dict[str, Callable[[], Any]], device, warmup: int, repeats: int) -> dict[str, list[float]]:
+    "Seconds of each named call, timed in turn (A, B, A, B, ...) after `warmup` + 1 untimed calls of each."
+    for call in calls.values(): time_callable(call, warmup, 1, device)
+    samples = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items(): samples[name] += time_callable(call, 0, 1, device)[1]
+    return samples
+
 # %% ../nbs/24_bench.ipynb #2cf5e17b
 def bench_training(settings: BenchSettings, variants: Sequence[str] | None = None, **options) -> pd.DataFrame:
     "Step time, images/s, GFLOP and peak memory of one training step per variant, timed interleaved; ratio to pix2pix."
@@ -147,11 +159,7 @@ def bench_training(settings: BenchSettings, variants: Sequence[str] | None = Non
             photo, sketch = fixed_batch(trainer)
             trainers[variant] = trainer
             steps[variant] = (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
-            time_callable(steps[variant], settings.warmup, 1, trainer.device)   # warm-up (+ one untimed step)
-        samples = {variant: [] for variant in variants}
-        for _ in range(settings.repeats):
-            for variant in variants:
-                samples[variant] += time_callable(steps[variant], 0, 1, trainers[variant].device)[1]
+        samples = interleaved_samples(steps, trainer.device, settings.warmup, settings.repeats)
         for variant in variants:
             trainer = trainers[variant]
             photo, sketch = fixed_batch(trainer)
@@ -383,6 +391,32 @@ def check_quiet_cpu(limit: float, seconds: float = 2.0) -> None:
 BUSY_FIX = ("timings would not be this machine's, so nothing was written; stop the other work first (a training run "
             'stops with SIGTERM and resumes exactly with --resume) and run again, '
             'or pass --allow-busy true to write them marked busy')
+
+# %% ../nbs/24_bench.ipynb #5c58a774
+def bench_run_steps(run_dirs: Sequence[str | os.PathLike], warmup: int = 2, repeats: int = 5,
+                    device: str = 'auto') -> pd.DataFrame:
+    "Median seconds of one training step in each run folder's setting (its config.json), timed interleaved here."
+    folders = [Path(run_dir) for run_dir in run_dirs]
+    for folder in folders:
+        if not (folder / 'config.json').is_file():
+            raise MostNetError(f'{folder / "config.json"} does not exist: give run folders that a training run wrote')
+    steps, trainers = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for folder in folders:
+            values = json.loads((folder / 'config.json').read_text())
+            config = TrainConfig.from_dict({**values, 'data_root': f"synthetic:{values['batch_size']}", 'device': device})
+            trainer = trainers[folder.name] = Trainer(config, Path(scratch) / folder.name, pretrained=False)
+            photo, sketch = fixed_batch(trainer)
+            steps[folder.name] = (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
+        with CpuWatch() as watch: samples = interleaved_samples(steps, trainer.device, warmup, repeats)
+        hardware = describe_hardware(hardware_info(trainer.device))
+        rows = [{'run': name, 'variant': t.config.variant, 'image_size': t.config.image_size,
+                 'batch_size': t.config.batch_size, 'precision': str(t.amp_dtype or torch.float32).replace('torch.', ''),
+                 'channels_last': t.channels_last, 'step_s': statistics.median(samples[name]),
+                 'pairs_per_s': t.config.batch_size / statistics.median(samples[name]), 'samples': samples[name],
+                 'warmup': warmup, 'repeats': repeats, 'others_busy': watch.others_share,
+                 'hardware': hardware} for name, t in trainers.items()]
+    return pd.DataFrame(rows)
 
 # %% ../nbs/24_bench.ipynb #71869650
 BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch', 'cpu_isa')

@@ -34,8 +34,8 @@ __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FL
            'overall_metrics', 'table_markdown', 'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap',
            'matched_run_differences', 'same_test_set', 'usable_floor', 'paired_differences', 'make_table1',
            'make_table2', 'seed_spread', 'model_card', 'write_model_card', 'score_release', 'readme_results',
-           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'score_test_modes',
-           'choose_test_mode']
+           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve',
+           'plot_val_curve', 'score_test_modes', 'choose_test_mode']
 
 # %% ../nbs/20_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -521,6 +521,38 @@ def memory_read_map(generator, photo, device='cpu'):
         features = generator.photo_encoder(photo[None].to(device))
         slots = generator.memory.assignments(to_slots(features))
     return tensor_to_uint8(photo), slots.view(features.shape[2], features.shape[3]).cpu().numpy()
+
+# %% ../nbs/20_reports.ipynb #2c5e0eb7
+def run_parts(run_dir: str | os.PathLike) -> list[Path]:
+    "A run folder and its continuations on other machines (`<name>_w1`, `<name>_w2`, ...), in order."
+    run_dir = Path(run_dir)
+    number = lambda folder: folder.name[len(run_dir.name) + 2:]
+    parts = [folder for folder in run_dir.parent.glob(f'{run_dir.name}_w*') if number(folder).isdigit()]
+    return [run_dir] * run_dir.is_dir() + sorted(parts, key=lambda folder: int(number(folder)))
+
+def joined_val_curve(run_dir: str | os.PathLike) -> pd.DataFrame:
+    "The validation rows of a run and its continuations, each with its part and its training hours."
+    parts = [part for part in run_parts(run_dir) if (part / 'val_curve.csv').is_file()]
+    if not parts: raise MostNetError(f'{run_dir} has no val_curve.csv yet: train it with --val-root and --val-every-minutes')
+    curve = pd.concat([pd.read_csv(part / 'val_curve.csv').assign(part=part.name) for part in parts], ignore_index=True)
+    return curve.assign(train_hours=curve['train_minutes'] / 60)
+
+# %% ../nbs/20_reports.ipynb #964a706d
+def plot_val_curve(curve: pd.DataFrame, references: dict[str, dict[str, float]] | None = None,
+                   metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze')):
+    "Validation metrics against training hours, a panel each, a colour per part, each reference a dashed line."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        for part, rows in curve.groupby('part', sort=False):
+            axis.plot(rows['train_hours'], rows[metric], marker='o', markersize=3, label=part)
+        for (label, scores), colour in zip((references or {}).items(), ('grey', 'black', 'tab:red', 'tab:purple')):
+            if metric in scores: axis.axhline(scores[metric], linestyle='--', color=colour, linewidth=1, label=label)
+        axis.set_xlabel('training hours')
+        axis.set_title(f'validation {METRIC_COLUMNS[metric]} ({int(curve["pairs"].iloc[-1])} pairs)')
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/20_reports.ipynb #95cbb777
 TEST_MODES = ('eval', 'train')

@@ -28,12 +28,14 @@ train_run hour_batch2 --max-minutes 30 --batch-size 2
 train_run hour_light_d --max-minutes 30 --disc-channels 16               # the discriminator at half width
 train_run hour_deep_si --max-minutes 30 --feature-channels 128 \
     --model-overrides '{"si_hidden_channels": 64, "downsamplings": 3}'  # SI trunk at 32 x 32, twice as wide
-# progressive resolution: the first 12 minutes at 128 px (resized faces, constant rate: the first half of the linear
-# schedule), then a warm start at 256 px (padded, as the others) for the other 18 minutes, with its own linear decay
+# progressive resolution: the first 12 minutes at 128 px (resized faces, constant rate: the first 12 minutes of the
+# others' schedule), then a warm start at 256 px (padded, as the others) for the other 18 minutes. A warm start carries
+# the step and the training time on, so the second phase's --max-minutes 30 is the total, and its linear decay is the
+# others' (constant to minute 15, then down to 0 at minute 30). (A first attempt gave it --max-minutes 18: 6 minutes.)
 if [ ! -f results/runs/hour_progressive/checkpoints/last.pt ]; then
     train_run hour_progressive_128 --max-minutes 12 --image-size 128 --resize true --lr-policy constant --no-evaluate
 fi
 if [ -f results/runs/hour_progressive_128/checkpoints/weights.safetensors ] && [ ! -f results/runs/hour_progressive/checkpoints/last.pt ]; then
     warm=(--warm-start results/runs/hour_progressive_128/checkpoints/weights.safetensors)
 else warm=(); fi
-train_run hour_progressive --max-minutes 18 "${warm[@]}"
+train_run hour_progressive --max-minutes 30 "${warm[@]}"

@@ -4,7 +4,8 @@
 # all 480 minutes, the 40 validation pairs scored every 30 training minutes and at every stop (val_curve.csv).
 # It takes many sessions; each one gives it what time it has:
 #   bash results/long_run/run.sh MINUTES    # train at most MINUTES now, then stop with a checkpoint
-#   bash results/long_run/run.sh save       # before committing: copy the weights a new machine continues from
+#   bash results/long_run/run.sh save       # before committing: copy the weights a new machine continues from, and
+#                                           # draw the validation curve (nbs/experiments/long_run.ipynb, with papermill)
 # On the machine that trained it, a run resumes exactly from checkpoints/last.pt. On a new machine (no last.pt) it
 # warm-starts from the committed results/long_run/weights.safetensors (generator and discriminator, step and
 # training time; fresh optimiser moments) into a new part folder, <name>_w<k>, and appends where to NOTES.md.
@@ -13,18 +14,21 @@ set -euo pipefail
 preset="${PRESET:-cpu256}"
 name="long_${preset}"
 here=results/long_run
-run=$(ls -d results/runs/${name}* 2>/dev/null | sort -V | tail -1 || true)   # the latest part
+run=$(ls -d "results/runs/$name" "results/runs/${name}"_w[0-9]* 2>/dev/null | sort -V | tail -1 || true)   # the latest part
 run="${run:-results/runs/$name}"
 if [ "${1:-}" = save ]; then
     cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"
-    echo "saved $run/checkpoints/weights.safetensors to $here/weights.safetensors"; exit 0
+    echo "saved $run/checkpoints/weights.safetensors to $here/weights.safetensors"
+    papermill --log-level WARNING nbs/experiments/long_run.ipynb "$(mktemp --suffix .ipynb)" --cwd nbs/experiments \
+        -p preset "$preset"
+    echo "drew $here/val_curve.png (val_curve.csv, floor_val/, released_val/)"; exit 0
 fi
 minutes="${1:?give the minutes this session may train, or save}"
 start=()
 if [ -f "$run/summary.json" ]; then echo "long run: $run is finished"; exit 0; fi
 if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
 elif [ -f "$here/weights.safetensors" ]; then
-    k=$(( $(ls -d results/runs/${name}_w* 2>/dev/null | wc -l) + 1 ))
+    k=$(( $(ls -d "results/runs/${name}"_w[0-9]* 2>/dev/null | wc -l) + 1 ))
     run="results/runs/${name}_w$k"
     start=(--warm-start "$here/weights.safetensors")
     echo "- $(date -u +%FT%TZ): no checkpoint on this machine; $run warm-started from the committed weights" >> "$here/NOTES.md"
