@@ -410,12 +410,14 @@ def bench_run_steps(run_dirs: Sequence[str | os.PathLike], warmup: int = 2, repe
             steps[folder.name] = (lambda t=trainer, p=photo, s=sketch: t.train_step(p, s))
         with CpuWatch() as watch: samples = interleaved_samples(steps, trainer.device, warmup, repeats)
         hardware = describe_hardware(hardware_info(trainer.device))
-        rows = [{'run': name, 'variant': t.config.variant, 'image_size': t.config.image_size,
-                 'batch_size': t.config.batch_size, 'precision': str(t.amp_dtype or torch.float32).replace('torch.', ''),
-                 'channels_last': t.channels_last, 'step_s': statistics.median(samples[name]),
-                 'pairs_per_s': t.config.batch_size / statistics.median(samples[name]), 'samples': samples[name],
-                 'warmup': warmup, 'repeats': repeats, 'others_busy': watch.others_share,
-                 'hardware': hardware} for name, t in trainers.items()]
+    rows = []
+    for name, t in trainers.items():
+        median = statistics.median(samples[name])
+        rows.append({'run': name, 'variant': t.config.variant, 'image_size': t.config.image_size,
+                     'batch_size': t.config.batch_size, 'precision': str(t.amp_dtype or torch.float32).replace('torch.', ''),
+                     'channels_last': t.channels_last, 'step_s': median, 'pairs_per_s': t.config.batch_size / median,
+                     'samples': samples[name], 'warmup': warmup, 'repeats': repeats, 'others_busy': watch.others_share,
+                     'hardware': hardware})
     return pd.DataFrame(rows)
 
 # %% ../nbs/24_bench.ipynb #71869650
