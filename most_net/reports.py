@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from .core import (MostNetError, atomic_write_bytes, atomic_write_text, describe_hardware, portable_path, portable_text,
-                           resolve_path)
+                           repo_root, resolve_path)
 from .data import read_pairs, tensor_to_uint8
 from .generator_files import release_checksums
 from .inference import Sketcher
@@ -30,11 +31,12 @@ from .evaluation import open_split, score_split
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
-           'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'TEST_MODES', 'load_summary', 'budget',
-           'overall_metrics', 'table_markdown', 'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap',
-           'matched_run_differences', 'same_test_set', 'usable_floor', 'paired_differences', 'make_table1',
-           'make_table2', 'seed_spread', 'model_card', 'write_model_card', 'score_release', 'readme_results',
-           'sync_readme', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve',
+           'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'VALIDATION_SPREAD', 'TABLE1_TITLE',
+           'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table', 'floor_summary',
+           'higher_is_better', 'paired_bootstrap', 'matched_run_differences', 'same_test_set', 'usable_floor',
+           'paired_differences', 'make_table1', 'make_table2', 'seed_spread', 'model_card', 'write_model_card',
+           'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread', 'better_on', 'replace_release',
+           'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve',
            'plot_val_curve', 'score_test_modes', 'choose_test_mode']
 
 # %% ../nbs/20_reports.ipynb #6a02ebef
@@ -91,6 +93,8 @@ def budget(summary: dict[str, Any]) -> str:
             f"{summary['image_size']} px, preset {summary['preset']}"
             + (f", G {summary['parameters_g'] / 1e6:.1f} M parameters" if summary.get('parameters_g') else '')
             + f"; {summary['perceptual']}"
+            + (f"; trained on {summary['data_root']}'s training pairs, scored on {summary['test_root']}'s test split"
+               if summary.get('test_root', summary.get('data_root')) != summary.get('data_root') else '')
             + (f"; {summary['train_minutes']:g} min of training" if summary.get('train_minutes') else '')
             + (f" (a {summary['max_minutes']:g}-minute budget ended it)" if summary.get('stopped_by') == 'budget' else '')
             + f"; {describe_hardware(summary['hardware'])}"
@@ -400,6 +404,8 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
     summary, config = load_summary(run_dir), json.loads((Path(run_dir) / 'config.json').read_text())
     release_path = Path(release_path)
     scored = load_summary(scores) if scores is not None else summary
+    test_root = scored.get('test_root', summary['data_root'])
+    evaluated = 'its' if test_root == summary['data_root'] else f'the {portable_path(test_root)}'
     rows = [(f"this generator ({'the released fp16 file' if scores is not None else 'the run'})", overall_metrics(scored))]
     if floor is not None: rows.append((FLOOR_METHOD, overall_metrics(load_summary(floor))))
     paper = PAPER_TABLE1.query("method == 'MOST-Net (paper)' and dataset == 'CUFS'").iloc[0]
@@ -416,12 +422,12 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
              f"A MOST-Net generator ({summary['parameters_g'] / 1e6:.2f} M parameters, stored in fp16) that turns an aligned "
              f"face photo into a sketch. Load it with `most_net.Sketcher()` (no argument) or `most-net sketch photo.jpg`.", '',
              '## Data', '', f"Trained on the {portable_path(summary['data_root'])} training split{_split_counts(summary['data_root'])}, "
-             f"evaluated on its {summary['test_images']} test pairs.", '',
+             f"evaluated on {evaluated} {scored['test_images']} test pairs.", '',
              '## Budget and hardware', '', f'- {budget(summary)}', f"- stopped by: {summary.get('stopped_by', 'steps')}",
              f"- settings: {settings}", '- **Reduced budget**: the paper trains 1000+ epochs with VGG-19 losses on a GPU; '
              'this run is a CPU run, with the SqueezeNet 1.1 substitute for VGG-19 (its weights are not available here).',
              *([f'- command: `{command}`'] if command else []), '',
-             f"## Test metrics ({summary['test_images']} CUFS test images)", '', *table, '',
+             f"## Test metrics ({scored['test_images']} CUFS test images)", '', *table, '',
              *([f'Not computed: {unavailable}.', ''] if unavailable else []),
              '## Files', '', '| file | sha256 |', '|---|---|', checksums, '',
              '## Terms', '', DATA_TERMS, 'The code is Apache-2.0 (see LICENSE).', '']
@@ -434,7 +440,7 @@ def write_model_card(run_dir, release_path, floor=None, command: str = '', score
 def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
                   metrics: Sequence[str] = METRICS, device=None,
                   progress: bool = True) -> dict[str, Any]:
-    "Sketch the test split with the released file (as `Sketcher` loads it), score it, write a run-like summary to `out_dir`."
+    "Sketch `data_root`'s test split with the released file (as `Sketcher` loads it), score it, write a run-like summary to `out_dir`."
     test_set, sketcher = open_dataset(data_root, split='test', augment=False), Sketcher(release_path, device=device)
     predictions = sketcher.predict([test_set.original_photo(i) for i in range(len(test_set))])
     out_dir = resolve_path(out_dir)
@@ -444,7 +450,8 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
     items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i), predictions[i]) for i in range(len(test_set))]
     run = {key: value for key, value in load_summary(run_dir).items() if key not in ('run_dir', *SUMMARY_KEYS)}
     return score_into(items, out_dir, metrics, device, progress,
-                      **{**run, 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path)})
+                      **{**run, 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path),
+                         'release_sha256': release_checksums(release_path), 'test_root': portable_path(data_root)})
 
 
 # %% ../nbs/20_reports.ipynb #a22e3e8c
@@ -503,6 +510,54 @@ def sync_readme(readme: str | os.PathLike, results_dir: str | os.PathLike, check
     if not check: atomic_write_text(readme, new)
     return True
 
+# %% ../nbs/20_reports.ipynb #19e4f839
+VALIDATION_SPREAD = 'results/bf16_check/comparison.csv'   # one setting, two seeds, scored on the validation pairs
+TABLE1_TITLE = 'Table I: CUFS / CUFSF (quoted rows from the paper; measured rows ours)'
+
+def validation_seed_spread(path: str | os.PathLike | None = None) -> dict[str, float]:
+    "Per metric, |seed 1 - seed 0| of one setting on the validation pairs: what a difference there must exceed."
+    path = Path(path) if path is not None else repo_root() / VALIDATION_SPREAD
+    if not path.is_file():
+        raise MostNetError(f'{path} not found: run nbs/experiments/bf16_check.ipynb, which trains one setting with two seeds')
+    seeds = pd.read_csv(path).set_index('quantity')['seed_difference']
+    return {key: float(seeds[f'validation {label}']) for key, label in METRIC_COLUMNS.items() if f'validation {label}' in seeds}
+
+def better_on(scores: dict[str, float | None], reference: dict[str, float | None], spread: dict[str, float]) -> list[str]:
+    "The metrics on which `scores` beats `reference` by more than `spread` (higher FSIM and SSIM, lower LPIPS)."
+    return [metric for metric, value in scores.items()
+            if value is not None and reference.get(metric) is not None and metric in spread
+            and (value - reference[metric]) * (1 if higher_is_better(metric) else -1) > spread[metric]]
+
+# %% ../nbs/20_reports.ipynb #9cda41b5
+def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,
+                    release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
+                    results_dir: str | os.PathLike | None = None, readme: str | os.PathLike | None = None,
+                    command: str = '') -> Path:
+    "Release `candidate` (a file `release_generator` wrote from `run_dir`, scored in `test_scores`) with its card, Table I and README."
+    release_path, candidate = Path(release_path), Path(candidate)
+    if release_path.suffix != '.safetensors' or candidate.suffix != '.safetensors':
+        raise MostNetError(f'replace_release: {candidate} -> {release_path}: both must be single .safetensors files')
+    summary = load_summary(test_scores)                     # refuse before anything is written
+    if summary.get('release') is None:
+        raise MostNetError(f'{test_scores} is not the score of a released file: make it with score_release')
+    if sorted(summary.get('release_sha256', {}).values()) != sorted(release_checksums(candidate).values()):
+        raise MostNetError(f'{test_scores} scored another file than {candidate}: score this one with score_release first')
+    staged = release_path.parent / '.staged' / release_path.name
+    try:                                                       # everything that can fail, before anything is replaced
+        atomic_write_bytes(staged, candidate.read_bytes())
+        write_model_card(run_dir, staged, floor, command, test_scores)
+        table1 = make_table1({'CUFS': test_scores}, floor=usable_floor(floor, [test_scores])) if results_dir is not None else None
+    except BaseException:
+        shutil.rmtree(staged.parent, ignore_errors=True); raise
+    os.replace(staged.parent / 'README.md', release_path.parent / 'README.md')
+    os.replace(staged, release_path)
+    staged.parent.rmdir()
+    if table1 is not None:
+        table, notes = table1
+        write_table(table, Path(results_dir) / 'table1', TABLE1_TITLE, notes)
+        if readme is not None: sync_readme(readme, results_dir)
+    return release_path
+
 # %% ../nbs/20_reports.ipynb #2a1489a1
 def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     "Save a matplotlib figure as PNG atomically."
@@ -549,6 +604,7 @@ def plot_val_curve(curve: pd.DataFrame, references: dict[str, dict[str, float]] 
         for (label, scores), colour in zip((references or {}).items(), ('grey', 'black', 'tab:red', 'tab:purple')):
             if metric in scores: axis.axhline(scores[metric], linestyle='--', color=colour, linewidth=1, label=label)
         axis.set_xlabel('training hours')
+        axis.set_xlim(left=0)
         axis.set_title(f'validation {METRIC_COLUMNS[metric]} ({int(curve["pairs"].iloc[-1])} pairs)')
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

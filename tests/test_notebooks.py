@@ -116,3 +116,40 @@ def test_cpu_setting_notebook_compares_candidates_on_a_validation_split(repo, tm
     assert (tmp_path / 'out' / 'figures' / 'cpu_setting.png').is_file()
     held_out = pd.read_csv(tmp_path / 'val' / 'pairs.csv')
     assert set(held_out['name']) <= {f'synthetic_train_{i:04d}.png' for i in range(8)}   # never a test pair
+
+
+def test_long_run_notebook_scores_the_test_split_and_releases(repo, tmp_path):
+    """The long run's end on synthetic faces: its curve beside the two references, the test split, and the release
+    (forced by a seed spread of -1, so that any score counts as better) into a scratch package folder, Table I and README."""
+    from most_net.config import make_config
+    from most_net.prepare import carve_validation
+    from most_net.synthetic import write_synthetic_dataset
+    from most_net.train import train
+    source = write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=3)
+    validation = carve_validation(source, tmp_path / 'val')
+    runs = tmp_path / 'runs'
+    train(make_config('tiny', name='long_tiny', max_steps=3, data_root=str(validation), val_root=str(validation),
+                      val_every_minutes=60, metrics=('ssim',)), run_dir=runs / 'long_tiny', progress=False)
+    spread = tmp_path / 'spread.csv'
+    pd.DataFrame({'quantity': ['validation SSIM'], 'seed_difference': [-1.0]}).to_csv(spread, index=False)
+    (tmp_path / 'results').mkdir()
+    readme = tmp_path / 'README.md'
+    readme.write_text('# x\n\n<!-- results:start -->\nold\n<!-- results:end -->\n')
+    run_notebook(repo, 'long_run', tmp_path, preset='tiny', validation_root=str(validation), test_root=str(source),
+                 metrics='ssim', runs_dir=str(runs), out_dir=str(tmp_path / 'out'), score_test=True, release=True,
+                 floor_dir=str(tmp_path / 'floor'), seed_spread_csv=str(spread), release_path=str(tmp_path / 'pkg' / 'g.safetensors'),
+                 results_dir=str(tmp_path / 'results'), readme=str(readme))
+    curve = pd.read_csv(tmp_path / 'out' / 'val_curve.csv')
+    assert curve['part'].tolist() == ['long_tiny'] and curve['step'].tolist() == [3]
+    test = json.loads((tmp_path / 'out' / 'test' / 'summary.json').read_text())
+    assert test['test_images'] == 3 and test['test_root'].endswith('faces') and test['data_root'].endswith('val')
+    card = (tmp_path / 'pkg' / 'README.md').read_text()
+    assert 'evaluated on the ' in card and '3 test pairs' in card and '## Test metrics (3 CUFS test images)' in card
+    assert sorted(p.name for p in (tmp_path / 'pkg').iterdir()) == ['README.md', 'g.safetensors']
+    table1 = pd.read_csv(tmp_path / 'results' / 'table1.csv').set_index('method')
+    assert abs(table1.loc['MOST-Net (ours)', 'SSIM'] - next(r['ssim'] for r in test['metrics'] if r['subset'] == 'all')) < 1e-4
+    assert 'Floor: input photo in grey, no model' in table1.index
+    assert "trained on " in table1.loc['MOST-Net (ours)', 'source'] and '| MOST-Net (ours) | CUFS |' in readme.read_text()
+    with pytest.raises(pm.PapermillExecutionError, match='release=True needs score_test=True'):
+        run_notebook(repo, 'long_run', tmp_path, preset='tiny', validation_root=str(validation), metrics='ssim',
+                     runs_dir=str(runs), out_dir=str(tmp_path / 'out'), release=True)
