@@ -118,6 +118,35 @@ def test_cpu_setting_notebook_compares_candidates_on_a_validation_split(repo, tm
     assert set(held_out['name']) <= {f'synthetic_train_{i:04d}.png' for i in range(8)}   # never a test pair
 
 
+def test_cpu_setting_notebook_judges_the_hour_runs_on_one_clock_against_the_seed_spread(repo, tmp_path):
+    """Per CPU-hour: two finished runs, each put on the timed step of step_times.csv, judged against hour_cpu256."""
+    from most_net.config import make_config
+    from most_net.prepare import carve_validation
+    from most_net.reports import validation_seed_spread
+    from most_net.synthetic import write_synthetic_dataset
+    from most_net.train import train
+    validation = carve_validation(write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=2), tmp_path / 'hour_val')
+    runs, out = tmp_path / 'runs', tmp_path / 'out'
+    for seed, name in enumerate(['hour_cpu256', 'hour_batch4']):
+        train(make_config('tiny', name=name, max_steps=3, seed=seed, data_root=str(validation), val_root=str(validation),
+                          val_every_minutes=60, metrics=('ssim',)), run_dir=runs / name, progress=False)
+    (out / 'cpu_setting').mkdir(parents=True)
+    pd.DataFrame({'run': ['hour_cpu256', 'hour_batch4'], 'image_size': 64, 'batch_size': 2, 'precision': 'fp32',
+                  'step_s': [6.0, 2.0], 'pairs_per_s': 1.0, 'others_busy': 0.0, 'hardware': 'test CPU'}
+                 ).to_csv(out / 'cpu_setting' / 'step_times.csv', index=False)        # timed already: nothing is re-timed
+    run_notebook(repo, 'cpu_setting', tmp_path, data_root='synthetic:8', validation_root=str(tmp_path / 'val'), preset='tiny',
+                 steps=1, metrics='ssim', runs_dir=str(runs), out_dir=str(out), hour_runs=['hour_cpu256', 'hour_batch4'])
+    hour = pd.read_csv(out / 'cpu_setting' / 'comparison_hour.csv').set_index('candidate')
+    assert hour['steps'].tolist() == [3, 3] and hour['bench_minutes'].tolist() == [0.3, 0.1]   # 3 steps x 6 s, 3 x 2 s
+    choice = pd.read_csv(out / 'cpu_setting' / 'choice_hour.csv').set_index('candidate')
+    gain = choice.loc['hour_batch4', 'ssim']
+    assert gain == pytest.approx(hour.loc['hour_batch4', 'val_ssim'] - hour.loc['hour_cpu256', 'val_ssim'], abs=1e-6)
+    better = gain > validation_seed_spread()['ssim']                                    # the one metric scored
+    assert choice.loc['hour_batch4', 'better_on'] == int(better)
+    assert choice.loc['hour_batch4', 'verdict'] == ('better than cpu256' if better else 'no better than cpu256')
+    assert choice.loc['hour_cpu256', 'verdict'] == 'reference'
+
+
 def test_long_run_notebook_scores_the_test_split_and_releases(repo, tmp_path):
     """The long run's end on synthetic faces: its curve beside the two references, the test split, and the release
     (forced by a seed spread of -1, so that any score counts as better) into a scratch package folder, Table I and README."""
