@@ -35,9 +35,9 @@ __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FL
            'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table', 'floor_summary',
            'higher_is_better', 'paired_bootstrap', 'matched_run_differences', 'same_test_set', 'usable_floor',
            'paired_differences', 'make_table1', 'make_table2', 'seed_spread', 'model_card', 'write_model_card',
-           'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread', 'better_on', 'replace_release',
-           'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve',
-           'plot_val_curve', 'score_test_modes', 'choose_test_mode']
+           'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread', 'better_on', 'beats',
+           'replace_release', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts',
+           'joined_val_curve', 'plot_val_curve', 'score_test_modes', 'choose_test_mode']
 
 # %% ../nbs/20_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -527,6 +527,12 @@ def better_on(scores: dict[str, float | None], reference: dict[str, float | None
     return [metric for metric, value in scores.items()
             if value is not None and reference.get(metric) is not None and metric in spread
             and (value - reference[metric]) * (1 if higher_is_better(metric) else -1) > spread[metric]]
+
+# %% ../nbs/20_reports.ipynb #f9bac6fb
+def beats(scores: dict[str, float | None], reference: dict[str, float | None], spread: dict[str, float]) -> bool:
+    "Whether `scores` is `better_on` `reference` for most of the metrics in `spread` that both of them scored."
+    compared = [metric for metric in spread if scores.get(metric) is not None and reference.get(metric) is not None]
+    return len(better_on(scores, reference, spread)) > len(compared) / 2
 
 # %% ../nbs/20_reports.ipynb #9cda41b5
 def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,
