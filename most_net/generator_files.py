@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from .core import MostNetError, atomic_write_bytes, atomic_write_json, repo_root, resolve_path
+from .core import MostNetError, atomic_write_bytes, atomic_write_json, portable_path, repo_root, resolve_path
 from .networks import ModelConfig, build_generator
 
 # %% auto #0
@@ -226,7 +226,8 @@ def _release_tensors(source: Any, dtype: torch.dtype, image_size: int | None,
                      'eyes_xy': CUFS_EYES.tolist(), 'fill': 255}
     metadata = {'format': GENERATOR_FORMAT, 'format_version': str(GENERATOR_FORMAT_VERSION),
                 'model_config': json.dumps(ready.model_config.to_dict()), 'preprocessing': json.dumps(preprocessing),
-                'dtype': str(dtype).replace('torch.', ''), 'source': ready.source, 'most_net_version': most_net.__version__}
+                'dtype': str(dtype).replace('torch.', ''), 'source': portable_path(ready.source),
+                'most_net_version': most_net.__version__}
     for key in ('step', 'train_config'):
         if ready.info.get(key) is not None:
             value = ready.info[key]

@@ -113,7 +113,7 @@ def _locate(name: str, path: str | os.PathLike | None = None, download: bool = T
             downloaded = download_weights(name)
             return downloaded, _match(name, downloaded)
         except MostNetError as err: fetched = str(err)
-    tried = f' {fetched}.' if fetched else '.'
+    tried = f'. {fetched}.' if fetched else '.'
     raise MostNetError(f'{human} ImageNet weights not found: looked for {" or ".join(names)} in {looked}{tried} '
                        f'On a machine with internet run: {download_command(name)} '
                        f'(it saves {names[0]} to $TORCH_HOME/hub/checkpoints), then copy the file into one of those '
