@@ -213,8 +213,10 @@ def test_most_net_demo_serves_the_page_and_stops_on_ctrl_c(gradio_client, tmp_pa
     script = Path(sys.executable).parent / 'most-net'
     assert script.is_file(), 'the most-net console script is not installed: pip install -e .'
     port, start = free_port(), time.perf_counter()
-    process = subprocess.Popen([str(script), 'demo', '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path)   # outside the checkout: the released generator is found all the same
+    err_path = tmp_path / 'stderr.txt'   # a file, not a pipe: a pipe nobody reads can fill and stall the process
+    with open(err_path, 'w') as err_file:
+        process = subprocess.Popen([str(script), 'demo', '--port', str(port)], stdout=subprocess.PIPE, stderr=err_file,
+                                   text=True, cwd=tmp_path)   # outside the checkout: the released generator is found all the same
     try:
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
@@ -226,9 +228,11 @@ def test_most_net_demo_serves_the_page_and_stops_on_ctrl_c(gradio_client, tmp_pa
         url = f'http://127.0.0.1:{port}/'
         with urllib.request.urlopen(url, timeout=30) as answer: assert answer.status == 200
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        try: process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f'most-net demo still running 30 s after Ctrl+C; its stderr so far:\n{err_path.read_text()[-3000:]}')
         reader.join(timeout=10)
-        err = process.stderr.read()
+        err = err_path.read_text()
     finally:
         if process.poll() is None: process.kill()
     out = ''.join(lines)
