@@ -214,9 +214,14 @@ def test_most_net_demo_serves_the_page_and_stops_on_ctrl_c(gradio_client, tmp_pa
     assert script.is_file(), 'the most-net console script is not installed: pip install -e .'
     port, start = free_port(), time.perf_counter()
     err_path = tmp_path / 'stderr.txt'   # a file, not a pipe: a pipe nobody reads can fill and stall the process
-    with open(err_path, 'w') as err_file:
-        process = subprocess.Popen([str(script), 'demo', '--port', str(port)], stdout=subprocess.PIPE, stderr=err_file,
-                                   text=True, cwd=tmp_path)   # outside the checkout: the released generator is found all the same
+    # Started as from a terminal: in a job a shell script runs in the background SIGINT is ignored, and a child inherits
+    # that (Python then leaves it ignored); a handler of our own is reset to the default in the child instead.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open(err_path, 'w') as err_file:
+            process = subprocess.Popen([str(script), 'demo', '--port', str(port)], stdout=subprocess.PIPE, stderr=err_file,
+                                       text=True, cwd=tmp_path)   # outside the checkout: the released generator is found all the same
+    finally: signal.signal(signal.SIGINT, ignored)
     try:
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
