@@ -17,8 +17,10 @@ here=results/long_run
 run=$(ls -d "results/runs/$name" "results/runs/${name}"_w[0-9]* 2>/dev/null | sort -V | tail -1 || true)   # the latest part
 run="${run:-results/runs/$name}"
 if [ "${1:-}" = save ]; then
-    cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"
-    echo "saved $run/checkpoints/weights.safetensors to $here/weights.safetensors"
+    if [ -f "$run/checkpoints/weights.safetensors" ]; then
+        cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"
+        echo "saved $run/checkpoints/weights.safetensors to $here/weights.safetensors"
+    else echo "no checkpoint of $run on this machine: $here/weights.safetensors stays as committed"; fi
     papermill --log-level WARNING nbs/experiments/long_run.ipynb "$(mktemp --suffix .ipynb)" --cwd nbs/experiments \
         -p preset "$preset"
     echo "drew $here/val_curve.png (val_curve.csv, floor_val/, released_val/)"; exit 0
