@@ -43,6 +43,7 @@ class TrainConfig:
     beta2: float = 0.999
     lr_policy: str = 'constant'          # 'constant' | 'linear': pix2pix's linear decay to 0 over the second half
     seed: int = 0
+    ema_decay: float = 0.0              # 0: off; else an EMA of G's weights, validated beside them
     # losses (paper eq. 15: 1, 200, 40, 40, 10)
     gan_mode: str = 'vanilla'
     lambda_adv: float = 1.0
@@ -81,6 +82,7 @@ class TrainConfig:
     # validation while training (never the test split): the test split of `val_root`, carve_validation's layout
     val_root: str | None = None
     val_every_minutes: float = 0.0       # 0: never; else every so many minutes of training and at the end: a row of val_curve.csv
+    val_every_steps: int = 0             # 0: never; else every so many steps too (matched runs compare at equal steps)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -99,9 +101,12 @@ class TrainConfig:
             raise MostNetError(f'max_minutes must be a positive number of minutes (or None for no budget), got {self.max_minutes}')
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise MostNetError(f'max_steps must be at least 1 (or None for epochs x batches), got {self.max_steps}')
-        if float(self.val_every_minutes) < 0 or (self.val_every_minutes and not self.val_root):
-            raise MostNetError(f'val_every_minutes={self.val_every_minutes} needs val_root, a dataset whose test split holds the '
-                               'validation pairs (carve_validation writes one), and must be >= 0')
+        for key in ('val_every_minutes', 'val_every_steps'):
+            if float(getattr(self, key)) < 0 or (getattr(self, key) and not self.val_root):
+                raise MostNetError(f'{key}={getattr(self, key)} needs val_root, a dataset whose test split holds the '
+                                   'validation pairs (carve_validation writes one), and must be >= 0')
+        if not 0 <= float(self.ema_decay) < 1:
+            raise MostNetError(f'ema_decay must lie in [0, 1) (0: no EMA; 0.999 is usual), got {self.ema_decay}')
         self.metrics = tuple(self.metrics)
 
     def model_config(self) -> ModelConfig:
@@ -144,6 +149,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                    feature_channels=64, encoder_blocks=2, num_slots=128, unet_downs=8, disc_channels=32,
                    model_overrides={'si_hidden_channels': 64}, perceptual_net='squeezenet1_1', perceptual_distance='unit',
                    decoder_upsample='nearest', lr_policy='linear', log_every=10, sample_every=100, checkpoint_every=50),
+    'pix2pix256': dict(variant='pix2pix', image_size=256, resize=False, epochs=1000, max_minutes=100.0, batch_size=8,
+                       base_channels=64, unet_downs=8, disc_channels=64, perceptual_net='none', lr_policy='linear',
+                       log_every=10, sample_every=100, checkpoint_every=50),
     'tiny': dict(image_size=64, resize=True, epochs=3, batch_size=4, base_channels=16, feature_channels=32,
                  encoder_blocks=1, num_si_blocks=2, num_slots=64, unet_downs=6, disc_channels=16,
                  perceptual_net='none', data_root='synthetic:16', log_every=2, sample_every=10,

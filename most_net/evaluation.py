@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 from PIL import Image
 
 from .config import TrainConfig
-from .core import atomic_write_bytes, autocast_context, get_device, unwrap_model, write_guard
+from .core import MostNetError, atomic_write_bytes, autocast_context, get_device, unwrap_model, write_guard
 from .data import postprocess_prediction
 from .metrics import evaluate_images
 from .synthetic import open_dataset
 
 # %% auto #0
-__all__ = ['open_split', 'predict_split', 'score_split']
+__all__ = ['open_split', 'predict_split', 'mix_weighted', 'score_split']
 
 # %% ../nbs/14_evaluation.ipynb #1e65d3fe
 def open_split(config: TrainConfig, split: str, **kwargs):
@@ -66,10 +67,24 @@ def _predict_batches(generator, dataset, out_dir: Path, device, batch_size: int,
     return results
 
 # %% ../nbs/14_evaluation.ipynb #44d6bee5
+def mix_weighted(summary: pd.DataFrame, mix: dict[str, float]) -> dict[str, float]:
+    "Per-subset means of a scores summary weighted by `mix` (subset -> count): `<metric>_mix` for each metric."
+    rows = summary[summary['subset'].isin(list(mix))].set_index('subset')
+    missing = sorted(set(mix) - set(rows.index))
+    if missing: raise MostNetError(f'no scores for subset(s) {missing} to weight by the mix {mix}: score pairs of every subset')
+    weights = pd.Series({subset: float(mix[subset]) for subset in rows.index})
+    metrics = [column for column in rows.columns if column != 'count']
+    return {f'{metric}_mix': float((rows[metric] * weights).sum() / weights.sum()) for metric in metrics}
+
+# %% ../nbs/14_evaluation.ipynb #7fd1c56a
 def score_split(generator: nn.Module, dataset, metrics: Sequence[str], device=None, batch_size: int = 8,
-                amp_dtype: torch.dtype | None = None, test_mode: str = 'eval', progress: bool = False) -> dict[str, float]:
-    "Sketch `dataset` (predictions discarded) and score it: the overall row, `count` included."
+                amp_dtype: torch.dtype | None = None, test_mode: str = 'eval', progress: bool = False,
+                mix: dict[str, float] | None = None) -> dict[str, float]:
+    "Sketch `dataset` (predictions discarded), score it: overall, `<metric>_<subset>`, and `<metric>_mix` given a `mix`."
     with tempfile.TemporaryDirectory() as scratch:
         items = predict_split(generator, dataset, scratch, device, batch_size, amp_dtype, test_mode)
     summary = evaluate_images(items, metrics, device=get_device(device), progress=progress).summary
-    return summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+    scores = summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+    for row in summary[summary['subset'] != 'all'].itertuples(index=False):
+        scores.update({f'{key}_{row.subset}': value for key, value in row._asdict().items() if key != 'subset'})
+    return {**scores, **(mix_weighted(summary, mix) if mix else {})}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -22,8 +23,8 @@ from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_
                            validate_dataset, write_pairs_csv)
 
 # %% auto #0
-__all__ = ['CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS', 'cufsf_split',
-           'prepare_dataset', 'carve_validation', 'format_counts', 'data_cli']
+__all__ = ['CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS', 'TEST_MIX_FILE',
+           'cufsf_split', 'prepare_dataset', 'carve_validation', 'read_test_mix', 'format_counts', 'data_cli']
 
 # %% ../nbs/04_prepare.ipynb #cc855ca9
 CUHK_FIRST_TEST_SKETCH = 89          # the CUHK student test sketches are numbered 89..188
@@ -231,6 +232,8 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, format: s
     return counts
 
 # %% ../nbs/04_prepare.ipynb #5fda052f
+TEST_MIX_FILE = 'test_mix.json'   # in a carved folder: the source test split's pairs per subset
+
 def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: float = 0.15, seed: int = 0,
                      force: bool = False) -> Path:
     "A canonical folder at `out`: `root`'s training pairs split per subset into train and a held-out `test` (validation)."
@@ -256,7 +259,20 @@ def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: 
                 shutil.copy2(root / 'train' / kind / pair.name, staging / split / kind / pair.name)
             rows.append(dict(split=split, subset=pair.subset, name=pair.name))
         write_pairs_csv(staging, rows, REQUIRED_COLUMNS)
+        mix = read_pairs(root).query("split == 'test'").groupby('subset').size()
+        if len(mix): (staging / TEST_MIX_FILE).write_text(json.dumps({k: int(v) for k, v in mix.items()}, indent=1) + '\n')
     return Path(out)
+
+# %% ../nbs/04_prepare.ipynb #f8ed44ee
+def read_test_mix(root: str | os.PathLike) -> dict[str, int] | None:
+    "The subset counts of the test split a carved validation folder stands for (its `test_mix.json`), or None."
+    path = Path(root) / TEST_MIX_FILE
+    if not path.is_file(): return None
+    try: mix = json.loads(path.read_text())
+    except ValueError as err: raise DatasetError(f'{path} is not JSON ({err}): carve the folder again with --force') from err
+    if not (isinstance(mix, dict) and mix and all(isinstance(v, int) and v >= 0 for v in mix.values())):
+        raise DatasetError(f'{path} should map subsets to pair counts, got {mix!r}: carve the folder again with --force')
+    return mix
 
 # %% ../nbs/04_prepare.ipynb #487d260a
 def format_counts(counts: dict[str, dict[str, int]]) -> str:

@@ -32,12 +32,13 @@ from .evaluation import open_split, score_split
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
            'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'VALIDATION_SPREAD', 'TABLE1_TITLE',
-           'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown', 'write_table', 'floor_summary',
-           'higher_is_better', 'paired_bootstrap', 'matched_run_differences', 'same_test_set', 'usable_floor',
-           'paired_differences', 'make_table1', 'make_table2', 'seed_spread', 'model_card', 'write_model_card',
-           'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread', 'better_on', 'beats',
-           'replace_release', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts',
-           'joined_val_curve', 'plot_val_curve', 'score_test_modes', 'choose_test_mode']
+           'DECISIVE_METRICS', 'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown',
+           'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap', 'matched_run_differences',
+           'same_test_set', 'usable_floor', 'paired_differences', 'make_table1', 'make_table2', 'seed_spread',
+           'model_card', 'write_model_card', 'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread',
+           'better_on', 'beats', 'validation_scores', 'best_validation_point', 'replace_release', 'save_figure',
+           'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve', 'plot_val_curve',
+           'score_test_modes', 'choose_test_mode']
 
 # %% ../nbs/20_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -529,10 +530,27 @@ def better_on(scores: dict[str, float | None], reference: dict[str, float | None
             and (value - reference[metric]) * (1 if higher_is_better(metric) else -1) > spread[metric]]
 
 # %% ../nbs/20_reports.ipynb #f9bac6fb
-def beats(scores: dict[str, float | None], reference: dict[str, float | None], spread: dict[str, float]) -> bool:
-    "Whether `scores` is `better_on` `reference` for most of the metrics in `spread` that both of them scored."
-    compared = [metric for metric in spread if scores.get(metric) is not None and reference.get(metric) is not None]
-    return len(better_on(scores, reference, spread)) > len(compared) / 2
+DECISIVE_METRICS = ('fsim', 'ssim')   # no training loss sees them; LPIPS-squeeze shares the substitute losses' features
+
+def beats(scores: dict[str, float | None], reference: dict[str, float | None], spread: dict[str, float],
+          decisive: Sequence[str] = DECISIVE_METRICS) -> bool:
+    "Whether `scores` is better than `reference` beyond `spread` on one `decisive` metric and worse on none."
+    scored = [m for m in decisive if m in spread and scores.get(m) is not None and reference.get(m) is not None]
+    mine, theirs = ({m: side[m] for m in scored} for side in (scores, reference))
+    return bool(scored) and bool(better_on(mine, theirs, spread)) and not better_on(theirs, mine, spread)
+
+# %% ../nbs/20_reports.ipynb #7177a97f
+def validation_scores(row: dict[str, Any] | pd.Series) -> dict[str, float]:
+    "A validation row's scores by metric: the test-mix-weighted `<metric>_mix` where the row has it, else as carved."
+    row = dict(row)
+    return {metric: float(row[f'{metric}_mix'] if pd.notna(row.get(f'{metric}_mix')) else row[metric])
+            for metric in METRIC_COLUMNS if pd.notna(row.get(f'{metric}_mix', row.get(metric)))}
+
+def best_validation_point(curve: pd.DataFrame) -> pd.Series:
+    "The row of a validation curve with the highest mean of FSIM and SSIM (mix-weighted where scored so)."
+    if curve.empty: raise MostNetError('the validation curve has no rows yet: train with --val-root and --val-every-minutes')
+    merit = curve.apply(lambda row: np.mean([validation_scores(row)[m] for m in DECISIVE_METRICS]), axis=1)
+    return curve.loc[merit.idxmax()]
 
 # %% ../nbs/20_reports.ipynb #9cda41b5
 def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,

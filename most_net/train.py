@@ -5,6 +5,7 @@
 # %% ../nbs/15_train.ipynb #f576b7af
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -35,15 +36,16 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_by
 from .data import TensorLoader
 from .distributed import wrap_for_distributed
 from .evaluation import open_split, predict_split, score_split
-from .generator_files import CHECKPOINT_FORMAT, load_checkpoint
+from .generator_files import CHECKPOINT_FORMAT, ReadyGenerator, load_checkpoint, release_generator
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
+from .prepare import read_test_mix
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult', 'Trainer',
-           'resume_command', 'evaluate_run', 'train']
+           'resume_command', 'evaluate_run', 'validation_weights', 'train']
 
 # %% ../nbs/15_train.ipynb #1105e398
 @dataclass
@@ -86,6 +88,7 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
+        self.generator_ema = self.new_generator_ema()     # None unless config.ema_decay
         self.step, self.train_seconds, self.stopped_by = 0, 0.0, None
         self.stop_signal, self.checkpoint_step = None, None   # a SIGINT/SIGTERM received; the step last.pt holds
         self._g_train, self._d_train = self.generator, self.discriminator
@@ -132,14 +135,15 @@ class Trainer:
         losses.update({f'd_{key}': value.detach() for key, value in d_losses.items()})
         return losses
 
-
 # %% ../nbs/15_train.ipynb #d5eb5d0e
 @patch
 def state_dict(self: Trainer) -> dict[str, Any]:
     "Everything needed to continue this run exactly."
     return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'config': self.config.to_dict(),
             'model_config': unwrap_model(self.generator).config.to_dict(),
-            'generator': unwrap_model(self.generator).state_dict(), 'discriminator': unwrap_model(self.discriminator).state_dict(),
+            'generator': unwrap_model(self.generator).state_dict(),
+            'generator_ema': None if self.generator_ema is None else self.generator_ema.state_dict(),
+            'discriminator': unwrap_model(self.discriminator).state_dict(),
             'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
             'train_seconds': self.train_seconds, 'rng_cpu': torch.get_rng_state(),
             'rng_cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
@@ -165,6 +169,8 @@ def load_state_dict(self: Trainer, state: dict[str, Any]) -> None:
                                f'this run has {getattr(self.config, key)!r}')
     unwrap_model(self.generator).load_state_dict(state['generator'])
     unwrap_model(self.discriminator).load_state_dict(state['discriminator'])
+    if self.generator_ema is not None:   # a checkpoint from before the EMA was on: it starts from the generator
+        self.generator_ema.load_state_dict(state.get('generator_ema') or state['generator'])
     self.optimizer_g.load_state_dict(state['optimizer_g'])
     self.optimizer_d.load_state_dict(state['optimizer_d'])
     torch.set_rng_state(state['rng_cpu'])
@@ -172,6 +178,23 @@ def load_state_dict(self: Trainer, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['rng_cuda'])
     self.step = self.checkpoint_step = int(state['step'])
     self.train_seconds = float(state.get('train_seconds', 0.0))
+
+# %% ../nbs/15_train.ipynb #bdd5f9c0
+@patch
+def new_generator_ema(self: Trainer) -> torch.nn.Module | None:
+    "A frozen copy of G that `update_generator_ema` moves towards it after every step (None when ema_decay is 0)."
+    if not self.config.ema_decay: return None
+    return copy.deepcopy(unwrap_model(self.generator)).requires_grad_(False).eval()
+
+@patch
+def update_generator_ema(self: Trainer) -> None:
+    "Move the EMA's parameters towards G's (decay warmed up over the first steps); copy G's buffers."
+    if self.generator_ema is None: return
+    decay = min(float(self.config.ema_decay), (1 + self.step) / (10 + self.step))
+    source = unwrap_model(self.generator)
+    with torch.no_grad():
+        torch._foreach_lerp_(list(self.generator_ema.parameters()), list(source.parameters()), 1 - decay)
+        for ema, own in zip(self.generator_ema.buffers(), source.buffers()): ema.copy_(own)
 
 # %% ../nbs/15_train.ipynb #666e763a
 @patch
@@ -206,11 +229,16 @@ def _write_log(self: Trainer, rows: list[dict[str, float]]) -> None: self._write
 def _write_csv_rows(self: Trainer, path: Path, rows: list[dict[str, Any]]) -> None:
     "Append rows to a CSV file of the run (the header when it is new), atomically."
     existing = path.read_text() if path.exists() else ''
+    old = list(csv.DictReader(io.StringIO(existing)))
+    header = next(csv.reader(io.StringIO(existing)), [])
+    fields = header + [key for row in rows for key in row if key not in header]
+    fields = list(dict.fromkeys(fields))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    if not existing: writer.writeheader()
+    writer = csv.DictWriter(out, fieldnames=fields)
+    if fields == header: out.write(existing)                     # the usual case: append to the file as it is
+    else: writer.writeheader(); writer.writerows(old)           # new columns (an older run resumed): rewrite with them
     writer.writerows(rows)
-    with write_guard(path): atomic_write_text(path, existing + out.getvalue())
+    with write_guard(path): atomic_write_text(path, out.getvalue())
 
 @patch
 def _memory_statistics(self: Trainer) -> dict[str, float]:
@@ -268,10 +296,12 @@ def batches(self: Trainer) -> Iterator[dict]:
 def step_on(self: Trainer, batch: dict) -> dict[str, torch.Tensor]:
     "One training step on a batch at the scheduled learning rates; out of memory becomes one line with the fix."
     self._set_learning_rates()
-    try: return self.train_step(*self._to_device(batch))
+    try: losses = self.train_step(*self._to_device(batch))
     except RuntimeError as err:
         if not is_out_of_memory(err): raise
         raise MostNetError(self.out_of_memory_message()) from err
+    self.update_generator_ema()
+    return losses
 
 @patch
 def stop_reason(self: Trainer) -> str | None:
@@ -303,11 +333,11 @@ def save_periodic(self: Trainer, at_end: bool) -> None:
 
 @patch
 def validation_due(self: Trainer, at_end: bool = False) -> bool:
-    "Whether to score the validation pairs now: a new `val_every_minutes` of training has passed, or the run stops."
-    every = float(self.config.val_every_minutes) * 60
-    if not every: return False
-    window = int(self.train_seconds // every)
-    due = at_end or window > self._val_window
+    "Whether to score the validation pairs now: a new `val_every_minutes` of training, a `val_every_steps`-th step, or the end."
+    every, steps = float(self.config.val_every_minutes) * 60, int(self.config.val_every_steps)
+    if not (every or steps): return False
+    window = int(self.train_seconds // every) if every else 0
+    due = at_end or window > self._val_window or bool(steps and self.step % steps == 0)
     if due: self._val_window = window
     return due
 
@@ -359,14 +389,19 @@ WEIGHTS_FORMAT = 'most-net-training-weights-1'
 def weights_file(self: Trainer) -> Path: return self.checkpoint_path.with_name('weights.safetensors')
 
 @patch
+def _weights_networks(self: Trainer) -> list[tuple[str, torch.nn.Module]]:
+    "The networks a weights file holds, by name: G, D and G's EMA when there is one."
+    ema = [] if self.generator_ema is None else [('generator_ema', self.generator_ema)]
+    return [('generator', self.generator), ('discriminator', self.discriminator)] + ema
+
+@patch
 def save_weights(self: Trainer, path: str | os.PathLike | None = None) -> Path | None:
     "G's and D's weights and buffers (floats in fp16) with the step and training time: what a warm start needs (rank 0)."
     if not self.is_main: return None
     from safetensors.torch import save
     path = Path(path or self.weights_file)
     tensors = {f'{name}.{key}': (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
-               for name, network in (('generator', self.generator), ('discriminator', self.discriminator))
-               for key, value in unwrap_model(network).state_dict().items()}
+               for name, network in self._weights_networks() for key, value in unwrap_model(network).state_dict().items()}
     metadata = {'format': WEIGHTS_FORMAT, 'step': str(self.step), 'train_seconds': repr(self.train_seconds),
                 'config': json.dumps(self.config.to_dict())}
     with write_guard(path): return atomic_write_bytes(path, save(tensors, metadata=metadata))
@@ -387,10 +422,11 @@ def load_weights(self: Trainer, path: str | os.PathLike) -> None:
     saved = TrainConfig.from_dict(json.loads(metadata['config'])).model_config()
     if saved != self.config.model_config():
         raise MostNetError(f'warm start: {path} holds another architecture ({saved}); train with the options it was made with')
-    for name, network in (('generator', self.generator), ('discriminator', self.discriminator)):
+    for name, network in self._weights_networks():
         module = unwrap_model(network)
         own = module.state_dict()
-        module.load_state_dict({key: tensors[f'{name}.{key}'].to(value.dtype) for key, value in own.items()})
+        stored = name if f'{name}.{next(iter(own))}' in tensors else 'generator'   # an EMA new to this run starts from G
+        module.load_state_dict({key: tensors[f'{stored}.{key}'].to(value.dtype) for key, value in own.items()})
     self.step, self.train_seconds = int(metadata['step']), float(metadata['train_seconds'])
 
 # %% ../nbs/15_train.ipynb #820630cd
@@ -529,18 +565,42 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                       train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
 # %% ../nbs/15_train.ipynb #156f55a1
+def validation_weights(run_dir: str | os.PathLike, step: int, weights: str = 'raw') -> Path:
+    "Where a run keeps the generator it scored on validation at `step` (`weights`: 'raw' or 'ema')."
+    return Path(run_dir) / 'checkpoints' / 'val' / f'step_{int(step):06d}_{weights}.safetensors'
+
 @patch
-def score_validation(self: Trainer) -> dict[str, Any] | None:
-    "Score the validation pairs (`val_root`'s test split) with the current generator; append the row to val_curve.csv (rank 0)."
+def validated_generators(self: Trainer) -> list[tuple[str, torch.nn.Module]]:
+    "The generators validation scores: G ('raw') and its EMA ('ema') when the run keeps one."
+    return [('raw', self.generator)] + ([] if self.generator_ema is None else [('ema', self.generator_ema)])
+
+@patch
+def _open_validation(self: Trainer) -> None:
+    "The validation pairs (`val_root`'s test split) and the test split's subset mix they stand for (None: as carved)."
+    self._val_set = open_split(dataclasses.replace(self.config, data_root=self.config.val_root), 'test')
+    root = getattr(self._val_set, 'root', None)
+    self._val_mix = read_test_mix(root) if root is not None else None
+
+@patch
+def score_validation(self: Trainer) -> list[dict[str, Any]] | None:
+    "Score the validation pairs with G (and its EMA); append the rows to val_curve.csv, keep each scored G (rank 0)."
     config = self.config
     if not (self.is_main and config.val_root): return None
-    if getattr(self, '_val_set', None) is None: self._val_set = open_split(dataclasses.replace(config, data_root=config.val_root), 'test')
-    overall = score_split(self.generator, self._val_set, config.metrics, self.device, config.eval_batch_size, self.amp_dtype,
-                          config.test_mode)
-    row = {'step': self.step, 'epoch': round(self.step / self.steps_per_epoch, 3), 'train_minutes': round(self.train_seconds / 60, 3),
-           'pairs': int(overall.pop('count')), **overall}
-    self._write_csv_rows(self.run_dir / 'val_curve.csv', [row])
-    return row
+    if getattr(self, '_val_set', None) is None: self._open_validation()
+    rows = []
+    for weights, generator in self.validated_generators():
+        scores = score_split(generator, self._val_set, config.metrics, self.device, config.eval_batch_size, self.amp_dtype,
+                             config.test_mode, mix=self._val_mix)
+        rows.append({'step': self.step, 'epoch': round(self.step / self.steps_per_epoch, 3),
+                     'train_minutes': round(self.train_seconds / 60, 3), 'weights': weights,
+                     'pairs': int(scores.pop('count')), **scores})
+        info = {'step': self.step, 'train_config': {**config.to_dict(), 'data_root': portable_path(config.data_root)}}
+        ready = ReadyGenerator(unwrap_model(generator), config.model_config(), config.image_size, config.resize,
+                               str(self.run_dir), info)
+        path = validation_weights(self.run_dir, self.step, weights)
+        with write_guard(path): release_generator(ready, path)
+    self._write_csv_rows(self.run_dir / 'val_curve.csv', rows)
+    return rows
 
 # %% ../nbs/15_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:

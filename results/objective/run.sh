@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Matched runs of the objective's balance and of capacity (issue: "the sketch people would pick"), chosen on the
+# validation pairs weighted to the test split's subset mix, never on the test split (nbs/experiments/objective.ipynb).
+# Every run: the cpu256 preset's network and data (228 training pairs of data/CUFS_val at 256 px, bf16), a budget of
+# STEPS steps of batch 8 (pix2pix's linear decay over the second half of them), a generator EMA (decay 0.999) scored
+# beside the raw weights on the 40 validation pairs every 250 steps, each scored generator kept on disk. The test split
+# is not scored (--no-evaluate): only the setting chosen on validation is, once, at the end.
+# Runs of one network compare at equal steps = equal CPU time; others through their step times (bench_run_steps).
+#   bash results/objective/run.sh NAME MINUTES     # train NAME for at most MINUTES now; stop with a checkpoint
+#   bash results/objective/run.sh NAME save        # copy the weights a new machine continues from into results/objective/NAME/
+# (the run's config.json, log.csv and val_curve.csv are committed where it writes them, results/runs/obj_NAME/)
+# Two runs at once, each on one thread:  OMP_NUM_THREADS=1 bash results/objective/run.sh NAME MINUTES
+# On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
+# the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
+set -euo pipefail
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, sc10_s0, sc0_s0, pix2pix_s0, wide_s0}"
+steps=3000
+case "$name" in
+    base_s0)    options=(--preset cpu256 --seed 0) ;;
+    base_s1)    options=(--preset cpu256 --seed 1) ;;                               # the seed spread
+    adv03_s0)   options=(--preset cpu256 --seed 0 --lambda-adv 0.3) ;;             # the adversarial weight
+    sc10_s0)    options=(--preset cpu256 --seed 0 --lambda-style 10 --lambda-content 10) ;;
+    sc0_s0)     options=(--preset cpu256 --seed 0 --lambda-style 0 --lambda-content 0) ;;
+    pix2pix_s0) options=(--preset pix2pix256 --seed 0) ;;                           # Isola et al.'s stock pix2pix
+    wide_s0)    options=(--preset cpu256 --seed 0 --base-channels 32 --feature-channels 128 --num-slots 256) ;;
+    *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
+esac
+here="results/objective/$name"
+run="results/runs/obj_$name"
+mkdir -p "$here"
+if [ "${2:-}" = save ]; then
+    if [ -f "$run/checkpoints/weights.safetensors" ]; then
+        cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"; echo "saved $run's weights into $here"
+    else echo "no checkpoint of $run on this machine: $here/weights.safetensors stays as committed"; fi
+    exit 0
+fi
+minutes="${2:?give the minutes this session may train, or save}"
+start=()
+if [ -f "$run/run_info.json" ] && python -c "import json, sys; sys.exit(json.load(open('$run/run_info.json')).get('steps') != $steps)"; then
+    echo "objective: $run is finished ($steps steps)"; exit 0; fi
+if [ -z "${MOST_NET_WEIGHTS:-}" ] && [ -d ../shared/weights ]; then export MOST_NET_WEIGHTS="$(cd ../shared/weights && pwd)"; fi
+if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
+elif [ -f "$here/weights.safetensors" ]; then
+    start=(--warm-start "$here/weights.safetensors")
+    echo "- $(date -u +%FT%TZ): $name: no checkpoint on this machine; warm-started from the committed weights" >> results/objective/NOTES.md
+fi
+timeout --signal=TERM --kill-after=120 "${minutes}m" most-net train "${options[@]}" --name "obj_$name" --run-dir "$run" \
+    --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps 250 --max-steps "$steps" --max-minutes 100000 \
+    --ema-decay 0.999 --metrics fsim,ssim,lpips_squeeze --no-evaluate "${start[@]}" \
+    || { status=$?; [ "$status" -eq 124 ] || [ "$status" -eq 143 ] && exit 0; exit "$status"; }
