@@ -27,10 +27,10 @@ from .core import (IMAGE_SUFFIXES, MostNetError, atomic_write_json, atomic_write
 from .weights import find_weights, load_backbone
 
 # %% auto #0
-__all__ = ['LPIPS_BACKBONES', 'METRICS', 'SUMMARY_KEYS', 'ssim', 'matlab_downsample', 'fsim_batch', 'fsim',
-           'lpips_backbone_state', 'lpips_model', 'lpips_distance', 'EvaluationResult', 'summarise', 'evaluate_images',
-           'score_into', 'summary_table', 'read_grey', 'ground_truth_files', 'prediction_items', 'evaluate',
-           'evaluate_cli']
+__all__ = ['LPIPS_BACKBONES', 'METRICS', 'SUMMARY_KEYS', 'ssim', 'ssim_terms', 'high_frequency', 'matlab_downsample',
+           'fsim_batch', 'fsim', 'lpips_backbone_state', 'lpips_model', 'lpips_distance', 'EvaluationResult',
+           'summarise', 'evaluate_images', 'score_into', 'summary_table', 'read_grey', 'ground_truth_files',
+           'prediction_items', 'evaluate', 'evaluate_cli']
 
 # %% ../nbs/10_metrics.ipynb #24734146
 def _grey_pair(reference: np.ndarray, distorted: np.ndarray, what: str = 'images') -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +52,30 @@ def ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
     reference, distorted = _grey_pair(reference, distorted, 'ssim')
     return float(structural_similarity(reference, distorted, gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False, data_range=255))
+
+# %% ../nbs/10_metrics.ipynb #40988b42
+def ssim_terms(reference: np.ndarray, distorted: np.ndarray) -> dict[str, float]:
+    "SSIM's luminance, contrast and structure terms (their means over skimage's windows) and SSIM itself."
+    from scipy.ndimage import gaussian_filter
+    x, y = (image.astype(np.float64) for image in _grey_pair(reference, distorted, 'ssim_terms'))
+    blur = lambda image: gaussian_filter(image, sigma=1.5, truncate=3.5)
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    sx, sy = np.sqrt(np.maximum(vx, 0)), np.sqrt(np.maximum(vy, 0))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    terms = {'luminance': (2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1), 'contrast': (2 * sx * sy + c2) / (vx + vy + c2),
+             'structure': (cxy + c2 / 2) / (sx * sy + c2 / 2)}
+    terms['ssim'] = terms['luminance'] * terms['contrast'] * terms['structure']
+    pad = (2 * int(3.5 * 1.5 + 0.5)) // 2                     # skimage's crop: half its 11-pixel window
+    return {name: float(term[pad:-pad, pad:-pad].mean()) for name, term in terms.items()}
+
+def high_frequency(reference: np.ndarray, distorted: np.ndarray, sigma: float = 1.5) -> dict[str, float]:
+    "The detail a Gaussian blur removes: its energy in each image and the correlation of the two details."
+    from scipy.ndimage import gaussian_filter
+    x, y = (image.astype(np.float64) for image in _grey_pair(reference, distorted, 'high_frequency'))
+    dx, dy = x - gaussian_filter(x, sigma), y - gaussian_filter(y, sigma)
+    correlation = float(np.corrcoef(dx.ravel(), dy.ravel())[0, 1]) if dx.std() > 0 and dy.std() > 0 else 0.0
+    return {'hf_energy': float(dy.std()), 'hf_energy_reference': float(dx.std()), 'hf_correlation': correlation}
 
 # %% ../nbs/10_metrics.ipynb #0195ea00
 def matlab_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
