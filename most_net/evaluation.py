@@ -68,12 +68,12 @@ def _predict_batches(generator, dataset, out_dir: Path, device, batch_size: int,
 
 # %% ../nbs/14_evaluation.ipynb #44d6bee5
 def mix_weighted(summary: pd.DataFrame, mix: dict[str, float]) -> dict[str, float]:
-    "Per-subset means of a scores summary weighted by `mix` (subset -> count): `<metric>_mix` for each metric."
+    "Per-subset means of a scores summary weighted by `mix` (subset -> count): `<metric>_mix` for each numeric column."
     rows = summary[summary['subset'].isin(list(mix))].set_index('subset')
     missing = sorted(set(mix) - set(rows.index))
     if missing: raise MostNetError(f'no scores for subset(s) {missing} to weight by the mix {mix}: score pairs of every subset')
     weights = pd.Series({subset: float(mix[subset]) for subset in rows.index})
-    metrics = [column for column in rows.columns if column != 'count']
+    metrics = [column for column in rows.columns if column != 'count' and pd.api.types.is_numeric_dtype(rows[column])]
     return {f'{metric}_mix': float((rows[metric] * weights).sum() / weights.sum()) for metric in metrics}
 
 # %% ../nbs/14_evaluation.ipynb #7fd1c56a

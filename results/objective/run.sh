@@ -10,6 +10,7 @@
 #   bash results/objective/run.sh NAME save        # copy the weights a new machine continues from into results/objective/NAME/
 # (the run's config.json, log.csv and val_curve.csv are committed where it writes them, results/runs/obj_NAME/)
 # Two runs at once, each on one thread:  OMP_NUM_THREADS=1 bash results/objective/run.sh NAME MINUTES
+# The SqueezeNet 1.1 weights of the style/content losses and LPIPS come from $MOST_NET_WEIGHTS or the torch cache.
 # On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
@@ -38,7 +39,6 @@ minutes="${2:?give the minutes this session may train, or save}"
 start=()
 if [ -f "$run/run_info.json" ] && python -c "import json, sys; sys.exit(json.load(open('$run/run_info.json')).get('steps') != $steps)"; then
     echo "objective: $run is finished ($steps steps)"; exit 0; fi
-if [ -z "${MOST_NET_WEIGHTS:-}" ] && [ -d ../shared/weights ]; then export MOST_NET_WEIGHTS="$(cd ../shared/weights && pwd)"; fi
 if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
 elif [ -f "$here/weights.safetensors" ]; then
     start=(--warm-start "$here/weights.safetensors")
