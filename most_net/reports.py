@@ -34,11 +34,11 @@ __all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FL
            'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'VALIDATION_SPREAD', 'TABLE1_TITLE',
            'DECISIVE_METRICS', 'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown',
            'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap', 'matched_run_differences',
-           'same_test_set', 'usable_floor', 'paired_differences', 'make_table1', 'make_table2', 'seed_spread',
-           'model_card', 'write_model_card', 'score_release', 'readme_results', 'sync_readme', 'validation_seed_spread',
-           'better_on', 'beats', 'validation_scores', 'best_validation_point', 'replace_release', 'save_figure',
-           'load_generator_from_run', 'memory_read_map', 'run_parts', 'joined_val_curve', 'plot_val_curve',
-           'score_test_modes', 'choose_test_mode']
+           'same_test_set', 'usable_floor', 'paired_differences', 'subset_line', 'make_table1', 'make_table2',
+           'seed_spread', 'model_card', 'write_model_card', 'score_release', 'readme_results', 'sync_readme',
+           'validation_seed_spread', 'better_on', 'beats', 'validation_scores', 'best_validation_point',
+           'replace_release', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts',
+           'joined_val_curve', 'plot_val_curve', 'score_test_modes', 'choose_test_mode']
 
 # %% ../nbs/20_reports.ipynb #6a02ebef
 METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
@@ -277,9 +277,19 @@ def _display_path(path: str | os.PathLike) -> str:
     "`path` relative to the checkout, or named by its environment variable, so committed tables do not name one machine's folders."
     return portable_path(Path(path).resolve())
 
+def subset_line(summary: dict[str, Any]) -> str:
+    "A summary's scores per subset in one line ('AR / CUHK / XM2VTS: FSIM .75 / .73 / .71; ...'); '' with one subset."
+    rows = [row for row in summary.get('metrics', []) if row['subset'] != 'all']
+    if len(rows) < 2: return ''
+    names = ' / '.join(f"{row['subset']} ({row['count']})" for row in rows)
+    scores = '; '.join(f"{label} " + ' / '.join(_fmt(row.get(metric)) for row in rows)
+                       for metric, label in METRIC_COLUMNS.items() if any(row.get(metric) is not None for row in rows))
+    return f'by subset, {names}: {scores}'
+
 def _notes(summaries: dict[str, dict]) -> list[str]:
-    "One budget line per run, then each unavailable metric once, with the runs it concerns and why."
-    notes = [f"{label}: {budget(summary)} (run `{_display_path(summary['run_dir'])}`)" for label, summary in summaries.items()]
+    "One budget line per run with its scores by subset, then each unavailable metric once, with the runs it concerns and why."
+    notes = [f"{label}: {budget(summary)} (run `{_display_path(summary['run_dir'])}`)"
+             + (f'; {subset_line(summary)}' if subset_line(summary) else '') for label, summary in summaries.items()]
     missing: dict[tuple[str, str], list[str]] = {}
     for label, summary in summaries.items():
         for metric, reason in summary.get('unavailable', {}).items(): missing.setdefault((metric, reason), []).append(label)
@@ -399,6 +409,17 @@ def _split_counts(data_root) -> str:
     except Exception: return ''
     return f" ({len(pairs)} pairs: " + ', '.join(f'{n} {subset}' for subset, n in pairs['subset'].value_counts().sort_index().items()) + ')'
 
+def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) -> list[str]:
+    "A markdown table of each summary's scores per subset (no table when a summary has one subset)."
+    per = [(label, [row for row in summary.get('metrics', []) if row['subset'] != 'all']) for label, summary in rows]
+    if not per or any(len(subsets) < 2 for _, subsets in per): return []
+    keys = {label: key for key, label in METRIC_COLUMNS.items()}
+    lines = ['| | subset | pairs | ' + ' | '.join(shown) + ' |', '|---|---|---|' + '---|' * len(shown)]
+    for label, subsets in per:
+        lines += [f"| {label} | {row['subset']} | {row['count']} | " + ' | '.join(_fmt(row.get(keys[c])) for c in shown) + ' |'
+                  for row in subsets]
+    return lines
+
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (of `scores` when given), checksums, terms."
@@ -417,6 +438,9 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
     settings = ', '.join(f'{key}={config[key]!r}' for key in ('preset', 'image_size', 'batch_size', 'base_channels', 'feature_channels',
                          'num_slots', 'perceptual_net', 'perceptual_distance', 'decoder_upsample', 'lr_policy', 'lr_g', 'lr_d',
                          'max_minutes', 'seed') if key in config)
+    by_subset = [(label, load_summary(path)) for label, path in
+                 ((rows[0][0], scores if scores is not None else run_dir), (FLOOR_METHOD, floor)) if path is not None]
+    subset_table = _subset_table(by_subset, shown)
     checksums = '\n'.join(f'| `{name}` | `{digest}` |' for name, digest in release_checksums(release_path).items())
     unavailable = '; '.join(f'{metric}: {portable_text(reason)}' for metric, reason in summary.get('unavailable', {}).items())
     lines = [f'# {release_path.name.split(".")[0]}: MOST-Net generator for face sketch synthesis', '',
@@ -429,6 +453,7 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
              'this run is a CPU run, with the SqueezeNet 1.1 substitute for VGG-19 (its weights are not available here).',
              *([f'- command: `{command}`'] if command else []), '',
              f"## Test metrics ({scored['test_images']} CUFS test images)", '', *table, '',
+             *(['By subset (the CUFS subsets differ in how hard they are):', '', *subset_table, ''] if subset_table else []),
              *([f'Not computed: {unavailable}.', ''] if unavailable else []),
              '## Files', '', '| file | sha256 |', '|---|---|', checksums, '',
              '## Terms', '', DATA_TERMS, 'The code is Apache-2.0 (see LICENSE).', '']
@@ -453,7 +478,6 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
     return score_into(items, out_dir, metrics, device, progress,
                       **{**run, 'name': f'{Path(release_path).name} (released)', 'release': _display_path(release_path),
                          'release_sha256': release_checksums(release_path), 'test_root': portable_path(data_root)})
-
 
 # %% ../nbs/20_reports.ipynb #a22e3e8c
 README_START, README_END = '<!-- results:start -->', '<!-- results:end -->'
