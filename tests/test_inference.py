@@ -102,6 +102,25 @@ def test_colour_and_grey_photos_align_alike():
     assert grey.photo.shape == colour.photo.shape == (250, 200, 3)
 
 
+def test_unusual_photos_read_as_the_photo_they_show(photo_corpus):
+    """An EXIF-rotated phone photo is read upright, 16-bit grey is scaled (not clipped to white), transparency is laid on
+    white, an animated GIF gives its first frame."""
+    folder, _, _ = photo_corpus
+    astronaut = skimage.data.astronaut()
+    luminance = np.asarray(Image.fromarray(astronaut).convert('L'), float)
+    with Image.open(folder / 'phone-rotated.jpg') as stored:
+        sideways = np.asarray(stored.convert('RGB'))
+    assert np.array_equal(load_image(folder / 'phone-rotated.jpg'), np.rot90(sideways, -1))
+    assert len(align_faces(folder / 'phone-rotated.jpg')) == 1
+    with pytest.raises(MostNetError, match='no face found'):   # sideways, as stored: the frontal-face detector finds nothing
+        align_faces(sideways)
+    for name in ('scan16.png', 'rgb48.png', 'animated.gif', 'grey.jpg'):
+        read = np.asarray(Image.fromarray(load_image(folder / name)).convert('L'), float)
+        assert np.abs(read - luminance).mean() < 3, name
+    rgba = load_image(folder / 'rgba.png')
+    assert (rgba[:, :40] == 255).all() and rgba[:, 40:].mean() > astronaut[:, 40:].mean()
+
+
 # -- checkpoints -----------------------------------------------------------------------------------------
 
 def test_training_checkpoint_and_fp32_export_reproduce_the_generator_exactly(tiny_run, faces, tmp_path):
