@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,38 +21,75 @@ from .core import MostNetError
 from .data import CUFS_HW
 
 # %% auto #0
-__all__ = ['CUFS_SIZE', 'CUFS_EYES', 'EYES_IN_FACE_BOX', 'HAAR_FACE_CASCADE', 'HAAR_EYE_CASCADES', 'load_image',
-           'similarity_matrix', 'apply_affine', 'invert_affine', 'warp_image', 'detect_face_boxes', 'eye_centre',
-           'FaceDetection', 'detect_faces', 'AlignedFace', 'align_to_cufs', 'align_faces', 'as_cufs_frame',
-           'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas', 'alignment_error']
+__all__ = ['SIXTEEN_BIT_GREY', 'PILLOW_DECODE_ERRORS', 'CUFS_SIZE', 'CUFS_EYES', 'EYES_IN_FACE_BOX', 'HAAR_FACE_CASCADE',
+           'HAAR_EYE_CASCADES', 'MIN_PHOTO_SIDE', 'PhotoError', 'pil_to_rgb', 'load_image', 'similarity_matrix',
+           'apply_affine', 'invert_affine', 'warp_image', 'detect_face_boxes', 'eye_centre', 'FaceDetection',
+           'detect_faces', 'check_photo_side', 'NoFaceFound', 'AlignedFace', 'align_to_cufs', 'align_faces',
+           'as_cufs_frame', 'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas', 'alignment_error']
 
 # %% ../nbs/17_alignment.ipynb #9f374a67
+class PhotoError(MostNetError):
+    "A photo that cannot be sketched (unreadable, empty, too small, too large, no face): the message names it, the fault and the fix."
+
 def _describe(image: Any) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f'<{type(image).__name__}>'
 
+SIXTEEN_BIT_GREY = ('I;16', 'I;16L', 'I;16B', 'I;16N')   # Pillow's modes for 16-bit grey PNG and TIFF
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    "RGB uint8 H x W x 3 from a PIL image of any mode: 16-bit grey scaled to 8 bits, transparent pixels on white."
+    if image.mode in SIXTEEN_BIT_GREY or image.mode == 'I':
+        grey = np.asarray(image, np.float64)
+        if image.mode != 'I' or grey.max() > 255: grey = grey / 257   # 65535 -> 255
+        return np.repeat(np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
+        white = Image.new('RGBA', image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert('RGBA'))
+    return np.array(image.convert('RGB'))
+
+# %% ../nbs/17_alignment.ipynb #93c173fc
+PILLOW_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)   # Pillow's errors on damaged data
+
+def _open_photo(path: Path, name: str) -> np.ndarray:
+    "Decode a photo file, upright and its first frame; a PhotoError naming it `name` and saying why when it cannot be."
+    if path.is_dir():
+        raise PhotoError(f'{name} is a folder, not a photo (folders inside a folder are not searched): give the photos in it')
+    if not path.exists(): raise PhotoError(f'{name} does not exist: give the path of a photo')
+    if not path.is_file(): raise PhotoError(f'{name} is not a regular file: give the path of a photo')
+    if path.stat().st_size == 0: raise PhotoError(f'{name} is empty (0 bytes): copy the photo again')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', Image.DecompressionBombWarning)   # refuse at Pillow's limit, not at twice it
+            with Image.open(path) as opened: return pil_to_rgb(ImageOps.exif_transpose(opened))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise PhotoError(f'{name}: more than {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, the size Pillow refuses as a '
+                         'possible decompression bomb (PIL.Image.MAX_IMAGE_PIXELS), so it was not decoded: shrink the photo') from err
+    except PermissionError as err:
+        raise PhotoError(f'{name} cannot be read: permission denied: make it readable (chmod u+r)') from err
+    except UnidentifiedImageError as err:
+        raise PhotoError(f'{name} cannot be read as an image: it is in no format Pillow reads (a text file? HEIC is not '
+                         'read either): save it as a JPEG or PNG') from err
+    except PILLOW_DECODE_ERRORS as err:
+        raise PhotoError(f'{name} cannot be read as an image, it is damaged or cut short ({str(err).splitlines()[0]}): '
+                         'copy it again, or open it and save it again') from err
+
 def load_image(image: str | os.PathLike | Image.Image | np.ndarray, name: str | None = None) -> np.ndarray:
-    "The photo as an RGB uint8 H x W x 3 array, from a path, a PIL image or an array (grey, RGB or RGBA; uint8 or float in [0, 1])."
+    "The photo as an RGB uint8 H x W x 3 array, from a file, a PIL image or an array (grey, RGB or RGBA; uint8 or float in [0, 1]); PhotoError when it cannot be."
     name = name or _describe(image)
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file(): raise MostNetError(f'{path} does not exist or is not a file: give the path of a photo')
-        try:
-            with Image.open(path) as opened: image = ImageOps.exif_transpose(opened).convert('RGB')
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            raise MostNetError(f'{path} cannot be read as an image ({type(err).__name__}): give a JPEG or PNG photo') from err
-    if isinstance(image, Image.Image): return np.asarray(image.convert('RGB')).copy()
+    if isinstance(image, (str, os.PathLike)): return _open_photo(Path(image), name)
+    if isinstance(image, Image.Image): return pil_to_rgb(image)
     if not isinstance(image, np.ndarray):
-        raise MostNetError(f'{name}: expected a path, a PIL image or a numpy array, got {type(image).__name__}')
+        raise PhotoError(f'{name}: expected a path, a PIL image or a numpy array, got {type(image).__name__}')
     array = image
     if array.ndim == 3 and array.shape[2] in (1, 3, 4): array = array[..., :3] if array.shape[2] != 1 else array[..., 0]
     if array.ndim not in (2, 3) or min(array.shape[:2]) < 1:
-        raise MostNetError(f'{name}: an image must be H x W, H x W x 3 or H x W x 4, got shape {image.shape}')
+        raise PhotoError(f'{name}: an image must be H x W, H x W x 3 or H x W x 4, got shape {image.shape}')
     if array.dtype == np.uint8: pass
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise MostNetError(f'{name}: a float image must hold values in [0, 1], got [{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]')
+            raise PhotoError(f'{name}: a float image must hold values in [0, 1], got [{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]')
         array = np.round(array * 255).astype(np.uint8)
-    else: raise MostNetError(f'{name}: image dtype {array.dtype} unsupported: use uint8, or float in [0, 1]')
+    else: raise PhotoError(f'{name}: image dtype {array.dtype} unsupported: use uint8, or float in [0, 1]')
     if array.ndim == 2: array = np.repeat(array[..., None], 3, axis=2)
     return np.ascontiguousarray(array)
 
@@ -248,6 +287,23 @@ def detect_faces(image, min_face: float = 0.1, largest: bool = False) -> list[Fa
         detections.append(FaceDetection(box, eyes, found, votes))
     return detections
 
+# %% ../nbs/17_alignment.ipynb #fafe0a5a
+MIN_PHOTO_SIDE = 24   # pixels: the smallest face OpenCV's frontal-face cascade finds (its window)
+
+def check_photo_side(photo: np.ndarray, name: str) -> None:
+    "Refuse, in one line, a photo with fewer than MIN_PHOTO_SIDE pixels on a side: it cannot hold a face, nor be one."
+    height, width = photo.shape[:2]
+    if min(width, height) < MIN_PHOTO_SIDE:
+        raise PhotoError(f'{name}: {width} x {height} pixels is too small to hold a face: a photo needs at least '
+                         f'{MIN_PHOTO_SIDE} x {MIN_PHOTO_SIDE} pixels (the smallest face the detector finds)')
+
+class NoFaceFound(PhotoError):
+    "No face found in a photo; the message says what was searched and, in the caller's words (`skip`), how to skip the search."
+    def __init__(self, name: str, min_face: float = 0.1, skip: str = 'pass --no-align'):
+        self.name, self.min_face = name, min_face
+        super().__init__(f'{name}: no face found (frontal faces of at least {min_face:.0%} of the shorter side are searched): '
+                         f'crop closer to the face, or {skip} for an already aligned 200 x 250 face')
+
 # %% ../nbs/17_alignment.ipynb #406b1089
 @dataclass
 class AlignedFace:
@@ -262,13 +318,12 @@ def align_to_cufs(image, eyes: np.ndarray) -> AlignedFace:
     return AlignedFace(warp_image(load_image(image), matrix, CUFS_SIZE, fill=255), matrix)
 
 def align_faces(image, largest: bool = False, name: str | None = None, min_face: float = 0.1) -> list[AlignedFace]:
-    "Every face of a photo (or only the largest) aligned to the CUFS frame, largest first; MostNetError when there is none."
+    "Every face of a photo (or only the largest) aligned to the CUFS frame, largest first; a PhotoError (NoFaceFound) when there is none."
     name = name or _describe(image)
     rgb = load_image(image, name)
+    check_photo_side(rgb, name)
     detections = detect_faces(rgb, min_face=min_face, largest=largest)
-    if not detections:
-        raise MostNetError(f'{name}: no face found (frontal faces of at least {min_face:.0%} of the shorter side are '
-                           'searched): crop closer to the face, or pass --no-align for an already aligned 200 x 250 face')
+    if not detections: raise NoFaceFound(name, min_face)
     aligned = []
     for detection in detections:
         face = align_to_cufs(rgb, detection.eyes)
@@ -279,6 +334,7 @@ def align_faces(image, largest: bool = False, name: str | None = None, min_face:
 def as_cufs_frame(image, name: str | None = None) -> AlignedFace:
     "An already aligned face (--no-align): the photo itself, resized to 200 x 250 when it has another size."
     rgb = load_image(image, name)
+    check_photo_side(rgb, name or _describe(image))
     height, width = rgb.shape[:2]
     if (width, height) == CUFS_SIZE: return AlignedFace(rgb, np.eye(2, 3))
     shrinking = width > CUFS_SIZE[0] or height > CUFS_SIZE[1]

@@ -12,22 +12,25 @@ import signal
 import sys
 import tempfile
 import time
+import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .core import MostNetError, is_out_of_memory, portable_path
-from .alignment import load_image
-from .inference import Sketcher, SketchResult, _default_checkpoint
+from .alignment import NoFaceFound, PhotoError, load_image
+from .inference import (PhotoResult, Sketcher, SketchResult, _default_checkpoint, batch_summary,
+                                  save_sketches)
 
 # %% auto #0
-__all__ = ['DEMO_INSTALL', 'MAX_MEGAPIXELS', 'MAX_FILE_MB', 'DEFAULT_HOST', 'SYSTEM_FONTS', 'SYSTEM_MONO', 'require_gradio',
-           'check_photo_size', 'draw_faces', 'DemoOutput', 'sketch_photo', 'build_demo', 'demo_theme', 'launch_demo',
-           'demo_cli']
+__all__ = ['DEMO_INSTALL', 'MAX_MEGAPIXELS', 'MAX_FILE_MB', 'ALIGN_LABEL', 'PAGE_KINDS', 'DEFAULT_HOST', 'SYSTEM_FONTS',
+           'SYSTEM_MONO', 'require_gradio', 'check_photo_size', 'draw_faces', 'DemoOutput', 'page_error',
+           'sketch_photo', 'sketch_uploads', 'build_demo', 'demo_theme', 'launch_demo', 'demo_cli']
 
 # %% ../nbs/19_demo.ipynb #c35de715
 DEMO_INSTALL = 'pip install "most-net[demo]"'
@@ -55,13 +58,13 @@ def _photo_size(image) -> tuple[int, int] | None:
         except (UnidentifiedImageError, OSError, ValueError): return None   # load_image says what is wrong with it
 
 def check_photo_size(image, name: str, max_megapixels: float = MAX_MEGAPIXELS) -> None:
-    "Refuse a photo (path, PIL or array) of more than `max_megapixels` in one line; a file is measured from its header, before decoding."
+    "Refuse a photo (path, PIL or array) of more than `max_megapixels` in one line (PhotoError); a file is measured from its header, before decoding."
     try: size = _photo_size(image)
     except Image.DecompressionBombError: pixels = f'more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow opens no more)'
     else:
         if size is None or size[0] * size[1] <= max_megapixels * 1e6: return
         pixels = f'{size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.1f} megapixels)'
-    raise MostNetError(f'{name}: {pixels} is over the limit of {max_megapixels:g} '
+    raise PhotoError(f'{name}: {pixels} is over the limit of {max_megapixels:g} '
                        'megapixels: shrink the photo, or start the page with a higher --max-megapixels')
 
 # %% ../nbs/19_demo.ipynb #2f3d7fc2
@@ -83,20 +86,25 @@ def draw_faces(photo: np.ndarray, results: list[SketchResult], max_side: int = 1
     return Image.fromarray(canvas)
 
 # %% ../nbs/19_demo.ipynb #bc5bf297
+ALIGN_LABEL = 'find and align the faces'   # the page's tick box: its messages name it where the command line names --no-align
+PAGE_KINDS = ('aligned', 'sketch')          # the PNGs the page offers for each face
+
 class DemoOutput(NamedTuple):
-    "What the page shows for one photo: the faces found, (image, caption) pairs face by face, the PNG files, a summary line, the results."
-    overlay: Image.Image
+    "What the page shows: the faces found (None for several photos), (image, caption) pairs, the PNGs, a summary, the faces, the photos that failed."
+    overlay: Image.Image | None
     gallery: list[tuple[Image.Image, str]]
     files: list[Path]
     summary: str
     results: list[SketchResult]
+    failed: Sequence[PhotoResult] = ()
 
-def _read_photo(image, name: str) -> np.ndarray:
-    "load_image, with messages naming the photo by `name` rather than by the path it was stored at."
-    try: return load_image(image, name)
-    except MostNetError as err:
-        if not isinstance(image, (str, os.PathLike)) or str(image) == name: raise
-        raise MostNetError(str(err).replace(str(image), name)) from None
+def page_error(err: MostNetError) -> MostNetError:
+    "A photo's error in the page's words: its tick box where the command line names --no-align."
+    if isinstance(err, NoFaceFound): return NoFaceFound(err.name, err.min_face, skip=f"untick '{ALIGN_LABEL}'")
+    return err
+
+def _generator_name(sketcher: Sketcher) -> str:
+    return f'{sketcher.model_config.variant} ({Path(str(sketcher.source)).name})'
 
 def sketch_photo(image, sketcher: Sketcher, out_dir: str | os.PathLike, name: str | None = None, align: bool = True,
                  max_megapixels: float = MAX_MEGAPIXELS, progress: Callable | None = None) -> DemoOutput:
@@ -105,72 +113,112 @@ def sketch_photo(image, sketcher: Sketcher, out_dir: str | os.PathLike, name: st
     name = name or (Path(image).name if isinstance(image, (str, os.PathLike)) else 'photo')
     start = time.perf_counter()
     progress(0.0, desc='reading the photo')
-    check_photo_size(image, name, max_megapixels)
-    photo = _read_photo(image, name)
-    progress(0.2, desc='finding and aligning the faces' if align else 'taking the photo as an aligned face')
-    faces = sketcher.prepare(photo, align=align, name=name)
+    try:
+        check_photo_size(image, name, max_megapixels)
+        photo = load_image(image, name)
+        progress(0.2, desc='finding and aligning the faces' if align else 'taking the photo as an aligned face')
+        faces = sketcher.prepare(photo, align=align, name=name)
+    except PhotoError as err: raise page_error(err) from None
     progress(0.5, desc=f'sketching {len(faces)} face(s)')
     sketches = sketcher.predict([face.photo for face in faces])   # one batch, as Sketcher.sketch_faces runs them
     results = [SketchResult(name, index, Image.fromarray(face.photo), Image.fromarray(sketch, 'L'), face.detection)
                for index, (face, sketch) in enumerate(zip(faces, sketches), start=1)]
     progress(0.9, desc='writing the PNGs')
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gallery, files = [], []
-    for result in results:
-        stem = Path(name).stem + ('' if result.face_index == 1 else f'_face{result.face_index}')
-        for picture, kind, caption in ((result.photo, 'aligned', 'aligned photo'), (result.sketch, 'sketch', 'sketch')):
-            gallery.append((picture, f'face {result.face_index}: {caption}'))
-            files.append(out_dir / f'{stem}_{kind}.png')
-            picture.save(files[-1], format='PNG')
+    [saved] = save_sketches([PhotoResult(name, results)], out_dir, PAGE_KINDS)
+    gallery = [(picture, f'face {result.face_index}: {caption}') for result in results
+               for picture, caption in ((result.photo, 'aligned photo'), (result.sketch, 'sketch'))]
     guessed = [str(r.face_index) for r in results if r.detection is not None and not r.detection.eyes_found]
-    summary = (f'{len(results)} face(s) sketched in {time.perf_counter() - start:.1f} s by {sketcher.model_config.variant} '
-               f'({Path(str(sketcher.source)).name})' + (f'; eyes not found, aligned by the face box: face {", ".join(guessed)}'
-                                                         if guessed else ''))
-    return DemoOutput(draw_faces(photo, results), gallery, files, summary, results)
+    summary = (f'{len(results)} face(s) sketched in {time.perf_counter() - start:.1f} s by {_generator_name(sketcher)}'
+               + (f'; eyes not found, aligned by the face box: face {", ".join(guessed)}' if guessed else ''))
+    return DemoOutput(draw_faces(photo, results), gallery, saved.files, summary, results)
+
+# %% ../nbs/19_demo.ipynb #31e77f42
+def _markdown_text(text: str) -> str:
+    "`text` shown as it is in Markdown (file names hold _ and *)."
+    return re.sub(r'([\\`*_{}\[\]<>#|~])', r'\\\1', text)
+
+def sketch_uploads(uploads: Sequence[tuple[str | os.PathLike, str]], sketcher: Sketcher, out_dir: str | os.PathLike,
+                   align: bool = True, max_megapixels: float = MAX_MEGAPIXELS, progress: Callable | None = None) -> DemoOutput:
+    "Sketch several uploads, (path, name) each, as `most-net sketch` does a folder: every one tried, a line for each that failed."
+    progress = progress or (lambda fraction, desc=None: None)
+    start, photos = time.perf_counter(), []
+    for number, (image, name) in enumerate(uploads):
+        progress(number / len(uploads), desc=f'photo {number + 1} of {len(uploads)}: {name}')
+        try:
+            check_photo_size(image, name, max_megapixels)
+            photos += sketcher.sketch_photos([image], align=align, names=[name])
+        except PhotoError as err: photos.append(PhotoResult(name, error=err))
+    progress(0.95, desc='writing the PNGs')
+    photos = [photo if photo.ok else replace(photo, error=page_error(photo.error)) for photo in save_sketches(photos, out_dir, PAGE_KINDS)]
+    failed = [photo for photo in photos if not photo.ok]
+    faces = [face for photo in photos if photo.ok for face in photo.faces]
+    gallery = [(picture, f'{face.source}, face {face.face_index}: {caption}') for face in faces
+               for picture, caption in ((face.photo, 'aligned photo'), (face.sketch, 'sketch'))]
+    summary = batch_summary(photos, f'in {time.perf_counter() - start:.1f} s by {_generator_name(sketcher)}', see='see below')
+    summary += ''.join(f'\n- {_markdown_text(str(photo.error))}' for photo in failed)
+    return DemoOutput(None, gallery, [file for photo in photos for file in photo.files], summary, faces, failed)
 
 # %% ../nbs/19_demo.ipynb #efeab3bb
-def build_demo(sketcher: Sketcher | None = None, max_megapixels: float = MAX_MEGAPIXELS):
-    "The page, a queued `gradio.Blocks` (one request at a time): a photo in; the faces found, (aligned, sketch) pairs and PNGs out."
+def _upload_name(payload: dict[str, Any]) -> str:
+    return Path(payload.get('orig_name') or payload['path']).name
+
+def build_demo(sketcher: Sketcher | None = None, max_megapixels: float = MAX_MEGAPIXELS, max_file_mb: float = MAX_FILE_MB):
+    "The page, a queued `gradio.Blocks` (one request at a time): a photo or several in; the faces found, (aligned, sketch) pairs and PNGs out."
     gr = require_gradio()
     sketcher = sketcher if sketcher is not None else Sketcher(_default_checkpoint(), device='cpu')
-    scratch = tempfile.TemporaryDirectory(prefix='most-net-demo-')   # removed with the page (the closure below holds it)
+    scratch = tempfile.TemporaryDirectory(prefix='most-net-demo-')   # removed with the page (the closures below hold it)
 
-    def sketch(photo: dict[str, Any] | None, align: bool, progress=gr.Progress()):
-        if not photo or not photo.get('path'): raise gr.Error('no photo yet: upload one or take one with the webcam', print_exception=False)
+    def fresh_folder() -> str:
         for earlier in Path(scratch.name).iterdir(): shutil.rmtree(earlier, ignore_errors=True)
-        path = Path(photo['path'])
-        try:
-            out = sketch_photo(path, sketcher, tempfile.mkdtemp(dir=scratch.name), Path(photo.get('orig_name') or path.name).name,
-                               align, max_megapixels, progress)
-            return out.overlay, out.gallery, [str(file) for file in out.files], out.summary
+        return tempfile.mkdtemp(dir=scratch.name)
+
+    def answer(run: Callable[[], DemoOutput]):
+        "The page's outputs of `run`; a MostNetError or an out-of-memory as one line in the page and in the server's log."
+        try: out = run()
         except MostNetError as err: message = str(err)
         except RuntimeError as err:
             if not is_out_of_memory(err): raise
             message = f'out of memory ({str(err).splitlines()[0][:120]}): try a smaller photo'
-        print(f'most-net demo: {message}', file=sys.stderr)   # the server's log: one line too
+        else:
+            for photo in out.failed: print(f'most-net demo: {photo.error}', file=sys.stderr)   # the server's log: one line each
+            return out.overlay, out.gallery, [str(file) for file in out.files], out.summary
+        print(f'most-net demo: {message}', file=sys.stderr)
         raise gr.Error(message, print_exception=False)
 
+    def sketch(photo: dict[str, Any] | None, align: bool, progress=gr.Progress()):
+        if not photo or not photo.get('path'): raise gr.Error('no photo yet: upload one or take one with the webcam', print_exception=False)
+        return answer(lambda: sketch_photo(Path(photo['path']), sketcher, fresh_folder(), _upload_name(photo), align, max_megapixels,
+                                           progress))
+
+    def sketch_several(photos: list[dict[str, Any]] | None, align: bool, progress=gr.Progress()):
+        if not photos: raise gr.Error('no photos yet: choose some in the box for several photos', print_exception=False)
+        uploads = [(Path(photo['path']), _upload_name(photo)) for photo in photos]
+        return answer(lambda: sketch_uploads(uploads, sketcher, fresh_folder(), align, max_megapixels, progress))
+
     with gr.Blocks(title='MOST-Net: sketch a face photo', analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f'## Sketch a face photo\nUpload a photo or take one with the webcam: every face in it is found, aligned '
-                    f'and drawn as a pencil sketch by {sketcher.model_config.variant} ({Path(str(sketcher.source)).name}), on this '
-                    f'computer; the photo goes nowhere else. Photos up to {max_megapixels:g} megapixels.')
+        gr.Markdown(f'## Sketch a face photo\nUpload a photo or take one with the webcam, or upload several photos at once: every '
+                    f'face in them is found, aligned and drawn as a pencil sketch by {_generator_name(sketcher)}, on this computer; '
+                    f'the photos go nowhere else. Photos up to {max_megapixels:g} megapixels and {max_file_mb:g} MB each.')
         with gr.Row():
             photo = gr.Image(label='your photo', sources=['upload', 'webcam'], type='filepath', height=360)
             overlay = gr.Image(label='faces found (green: by the eyes; orange: by the face box)', format='png', interactive=False,
                                height=360)
         with gr.Row():
-            align = gr.Checkbox(value=True, label='find and align the faces (untick for a photo that already is an aligned '
-                                                  '200 x 250 face: --no-align)')
+            align = gr.Checkbox(value=True, label=ALIGN_LABEL, info='untick for a photo that already is an aligned 200 x 250 face')
             button = gr.Button('Sketch', variant='primary')
+        with gr.Row():
+            several = gr.File(label='or several photos at once (each sketched, or told why not)', file_count='multiple',
+                              file_types=['image'], height=140)
+            several_button = gr.Button('Sketch them all')
         summary = gr.Markdown(label='summary')
         gallery = gr.Gallery(label='aligned photo | sketch, face by face', columns=4, fit_columns=False, format='png',
                              object_fit='contain')
         files = gr.File(label='download the PNGs', file_count='multiple')
-        event = dict(fn=sketch, inputs=[photo, align], outputs=[overlay, gallery, files, summary], preprocess=False,
-                     concurrency_limit=1, concurrency_id='sketch')
-        button.click(api_name='sketch', **event)
-        photo.upload(api_visibility='private', **event)
+        event = dict(outputs=[overlay, gallery, files, summary], preprocess=False, concurrency_limit=1, concurrency_id='sketch')
+        button.click(sketch, [photo, align], api_name='sketch', **event)
+        photo.upload(sketch, [photo, align], api_visibility='private', **event)
+        several_button.click(sketch_several, [several, align], api_name='sketch_photos', **event)
+        several.upload(sketch_several, [several, align], api_visibility='private', **event)
     return demo.queue(default_concurrency_limit=1, max_size=16)
 
 # %% ../nbs/19_demo.ipynb #2bb30ffa
@@ -217,7 +265,7 @@ def demo_cli(argv: list[str] | None = None) -> int:
     require_gradio()
     start = time.perf_counter()
     sketcher = Sketcher(args.checkpoint or _default_checkpoint(), device=args.device)
-    demo = build_demo(sketcher, max_megapixels=args.max_megapixels)
+    demo = build_demo(sketcher, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb)
     signal.signal(signal.SIGTERM, _interrupt)   # stopped by a service manager or `kill`: as by Ctrl+C, cleaning up
     try:
         url = launch_demo(demo, args.host, args.port, args.share, args.max_file_mb, args.open)

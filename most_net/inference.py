@@ -9,23 +9,26 @@ import argparse
 import io
 import os
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from .alignment import AlignedFace, FaceDetection, align_faces, as_cufs_frame
+from .alignment import AlignedFace, FaceDetection, PhotoError, align_faces, as_cufs_frame
 from .core import (IMAGE_SUFFIXES, MostNetError, atomic_write_bytes, get_device, is_out_of_memory, portable_path,
                            release_cached_memory, resolve_path, write_guard)
 from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tensor
 from .generator_files import RELEASE_NAME, find_default_checkpoint, open_generator, released_generator_path
 
 # %% auto #0
-__all__ = ['prepare_photo', 'prediction_meta', 'SketchResult', 'Sketcher', 'list_images', 'sketch_cli']
+__all__ = ['PHOTO_KEY', 'SKETCH_KINDS', 'prepare_photo', 'prediction_meta', 'SketchResult', 'PhotoResult', 'SketchedFaces',
+           'Sketcher', 'list_images', 'face_stem', 'output_paths', 'save_sketches', 'batch_summary', 'sketch_cli']
 
 # %% ../nbs/18_inference.ipynb #ec402ff3
 def prepare_photo(photo: np.ndarray, image_size: int, resize: bool) -> torch.Tensor:
@@ -54,6 +57,29 @@ class SketchResult:
         canvas.paste(self.photo, (0, 0)); canvas.paste(self.sketch.convert('RGB'), (self.photo.width, 0))
         return canvas
 
+@dataclass
+class PhotoResult:
+    "One photo of a batch: its sketched faces (largest first) and the files written for them, or the error saying why it failed."
+    source: str
+    faces: list[SketchResult] = field(default_factory=list)
+    error: MostNetError | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        "Whether the photo was sketched."
+        return self.error is None
+
+class SketchedFaces(list):
+    "The faces `Sketcher.sketch_many` sketched (SketchResults), with `failed`: the PhotoResults of the photos it could not sketch."
+    def __init__(self, faces: Iterable[SketchResult] = (), failed: Iterable[PhotoResult] = ()):
+        super().__init__(faces)
+        self.failed = list(failed)
+
+def _source_name(image, index: int) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else f'image {index}'
+
+# %% ../nbs/18_inference.ipynb #9df903cb
 class Sketcher:
     "A trained generator ready to sketch photos: `Sketcher().sketch(photo)` (the released one) or `Sketcher(path_or_run_or_generator)`."
 
@@ -131,61 +157,136 @@ class Sketcher:
         return align_faces(image, largest=largest, name=name) if align else [as_cufs_frame(image, name)]
 
     def sketch_faces(self, image, align: bool = True, largest: bool = False) -> list[SketchResult]:
-        "Sketches of every face of one photo (or of the largest), largest first."
-        return self.sketch_many([image], align=align, largest=largest)
+        "Sketches of every face of one photo (or of the largest), largest first; a PhotoError when it cannot be sketched."
+        return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
 
     def sketch(self, image, align: bool = True) -> Image.Image:
-        "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: of the photo as an aligned face)."
+        "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: of the photo as an aligned face); PhotoError if none."
         return self.sketch_faces(image, align=align, largest=True)[0].sketch
 
     def sketch_many(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
-                    largest: bool = False, progress: bool = False) -> list[SketchResult]:
-        "Sketch many photos (a folder or a list of paths, PIL images or arrays) in batches: one result per face."
+                    largest: bool = False, progress: bool = False) -> SketchedFaces:
+        "The faces (SketchResults) of many photos (a folder, or paths, PIL images or arrays), in batches; photos that fail are in its `failed`."
+        photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
+        return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
+
+    def sketch_photos(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
+                      largest: bool = False, progress: bool = False, fail_fast: bool = False,
+                      names: Sequence[str] | None = None) -> list[PhotoResult]:
+        "Sketch many photos (a folder, or paths, PIL images or arrays), every one tried: a PhotoResult per photo, sketched or failed."
         from tqdm.auto import tqdm
         sources = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
-        prepared = []
-        for index, image in enumerate(tqdm(sources, desc='finding faces', unit='photo', disable=not progress or len(sources) < 2)):
-            name = str(image) if isinstance(image, (str, os.PathLike)) else f'image {index}'
-            for face_index, face in enumerate(self.prepare(image, align, largest, name), start=1):
-                prepared.append((name, face_index, face))
-        sketches = []
-        bar = tqdm(total=len(prepared), desc='sketching', unit='face', disable=not progress or len(prepared) < 2)
-        try:
-            for start in range(0, len(prepared), batch_size):
-                chunk = [face.photo for _, _, face in prepared[start:start + batch_size]]
-                sketches += self.predict(chunk, batch_size=batch_size)
+        names = [_source_name(image, index) for index, image in enumerate(sources)] if names is None else list(names)
+        if len(names) != len(sources): raise MostNetError(f'sketch_photos: {len(names)} names for {len(sources)} photos')
+        photos, faces = [], []   # faces: (its photo, its number, the aligned face)
+        # each bar is closed by its `with` before an error's one line is printed, not after it
+        with tqdm(total=len(sources), desc='finding faces', unit='photo', disable=not progress or len(sources) < 2) as bar:
+            for name, image in zip(names, sources):
+                photos.append(PhotoResult(name))
+                try: found = self.prepare(image, align, largest, name)
+                except PhotoError as err:
+                    if fail_fast: raise
+                    photos[-1].error, found = err, []
+                faces += [(photos[-1], number, face) for number, face in enumerate(found, start=1)]
+                bar.update()
+        with tqdm(total=len(faces), desc='sketching', unit='face', disable=not progress or len(faces) < 2) as bar:
+            for start in range(0, len(faces), batch_size):
+                chunk = faces[start:start + batch_size]
+                for (photo, number, face), sketch in zip(chunk, self.predict([face.photo for *_, face in chunk], batch_size)):
+                    photo.faces.append(SketchResult(photo.source, number, Image.fromarray(face.photo), Image.fromarray(sketch, 'L'),
+                                                    face.detection))
                 bar.update(len(chunk))
-        finally:
-            bar.close()   # before an error's one line, not after it
-        return [SketchResult(name, face_index, Image.fromarray(face.photo), Image.fromarray(sketch, 'L'), face.detection)
-                for (name, face_index, face), sketch in zip(prepared, sketches)]
+        return photos
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    "The photos (by suffix) in a folder, sorted; a folder without any is an error."
+    "The photos (by suffix, hidden files left out) in a folder, sorted; a folder without any is an error."
     folder = Path(folder)
     if not folder.is_dir(): raise MostNetError(f'{folder} is not a folder')
-    found = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    # a sub-folder named like a photo is listed, to fail as a photo that says what it is; `._x.jpg` (macOS) is no photo
+    found = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith('.'))
     if not found: raise MostNetError(f'{folder} holds no photos ({", ".join(IMAGE_SUFFIXES)})')
     return found
 
 # %% ../nbs/18_inference.ipynb #0de3cfd0
-def _output_paths(results: Sequence[SketchResult], out_dir: Path, side_by_side: bool) -> list[list[Path]]:
-    paths, owners = [], {}
-    for result in results:
-        stem = Path(result.source).stem + ('' if result.face_index == 1 else f'_face{result.face_index}')
-        these = [out_dir / f'{stem}_sketch.png'] + ([out_dir / f'{stem}_side_by_side.png'] if side_by_side else [])
-        for path in these:
-            if path in owners and owners[path] != result.source:
-                raise MostNetError(f'{owners[path]} and {result.source} would both be written to {path}: rename one of them '
-                                   'or sketch them into different folders')
-            owners[path] = result.source
-        paths.append(these)
-    return paths
+PHOTO_KEY = 'most-net photo'   # the PNG text chunk that names the photo a file was made from
 
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO(); image.save(buffer, format='PNG')
+def face_stem(stem: str, face_index: int, face_count: int) -> str:
+    "The file-name stem of a face: the photo's `stem` for its only face, `<stem>_face1`, `<stem>_face2`, ... for each of several."
+    return stem if face_count == 1 else f'{stem}_face{face_index}'
+
+def _made_from(path: Path) -> str | None:
+    "The photo name a PNG of ours records; None where there is no file; '' for any other file."
+    if not path.exists(): return None
+    try:
+        with Image.open(path) as png: return png.info.get(PHOTO_KEY, '') if png.format == 'PNG' else ''
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError): return ''
+
+def output_paths(photos: Sequence[PhotoResult], out_dir: str | os.PathLike, kinds: Sequence[str] = ('sketch',),
+                 inputs: Iterable[str | os.PathLike] = ()) -> list[list[Path] | PhotoError]:
+    "Where each sketched photo's faces go in `out_dir` (face by face, `kinds` in order), or the PhotoError of a name that is taken."
+    out_dir, inputs = Path(out_dir), {Path(path).resolve() for path in inputs}
+
+    def paths(photo: PhotoResult, stem: str) -> list[Path]:
+        return [out_dir / f'{face_stem(stem, face.face_index, len(photo.faces))}_{kind}.png' for face in photo.faces for kind in kinds]
+
+    def free(path: Path, photo: PhotoResult) -> bool:   # nothing there, or this photo's own earlier file
+        return path.resolve() not in inputs and _made_from(path) in (None, Path(photo.source).name)
+
+    def key(path: Path) -> str:   # names compared case-blind, as the file systems of macOS and Windows compare them
+        return str(path).casefold()
+
+    plain = [paths(photo, Path(photo.source).stem) for photo in photos]
+    stems = Counter(Path(photo.source).stem.casefold() for photo in photos if photo.faces)
+    claims = Counter(key(path) for these in plain for path in these)
+
+    def shared(photo: PhotoResult, these: list[Path]) -> bool:   # its stem or a name is another photo's too, or a name is taken
+        return stems[Path(photo.source).stem.casefold()] > 1 or any(claims[key(path)] > 1 or not free(path, photo) for path in these)
+
+    chosen = [paths(photo, Path(photo.source).name) if shared(photo, these) else these for photo, these in zip(photos, plain)]
+    owners, planned = {}, []
+    for photo, these in zip(photos, chosen):
+        taken = next((path for path in these if key(path) in owners or not free(path, photo)), None)
+        if taken is None:
+            owners.update((key(path), photo.source) for path in these)
+            planned.append(these)
+        elif key(taken) in owners:
+            planned.append(PhotoError(f'{photo.source} and {owners[key(taken)]} would both be written to {taken}: rename one of '
+                                      'them, or sketch them into different folders'))
+        else:
+            planned.append(PhotoError(f'{photo.source}: {taken} exists and is not a sketch of {Path(photo.source).name}: move it '
+                                      'away, or sketch into another folder'))
+    return planned
+
+# %% ../nbs/18_inference.ipynb #99e51bc9
+SKETCH_KINDS: dict[str, Callable[[SketchResult], Image.Image]] = {
+    'sketch': lambda face: face.sketch, 'aligned': lambda face: face.photo, 'side_by_side': lambda face: face.side_by_side()}
+
+def _png_bytes(image: Image.Image, photo_name: str) -> bytes:
+    "The PNG of `image`, recording the name of the photo it was made from."
+    info = PngInfo()
+    info.add_text(PHOTO_KEY, photo_name)
+    buffer = io.BytesIO(); image.save(buffer, format='PNG', pnginfo=info)
     return buffer.getvalue()
 
+def save_sketches(photos: Sequence[PhotoResult], out_dir: str | os.PathLike, kinds: Sequence[str] = ('sketch',),
+                  fail_fast: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> list[PhotoResult]:
+    "Write the faces of each sketched photo into `out_dir` as PNGs named by `output_paths`, atomically: the photos with their `files`, or failed."
+    unknown = [kind for kind in kinds if kind not in SKETCH_KINDS]
+    if unknown: raise MostNetError(f'save_sketches: unknown kind(s) {unknown}: choose from {", ".join(SKETCH_KINDS)}')
+    planned = output_paths(photos, out_dir, kinds, inputs)
+    refused = next((paths for paths in planned if isinstance(paths, PhotoError)), None)
+    if fail_fast and refused is not None: raise refused
+    saved = []
+    for photo, paths in zip(photos, planned):
+        if isinstance(paths, PhotoError):
+            saved.append(replace(photo, error=paths))
+            continue
+        for path, picture in zip(paths, [SKETCH_KINDS[kind](face) for face in photo.faces for kind in kinds]):
+            with write_guard(path): atomic_write_bytes(path, _png_bytes(picture, Path(photo.source).name))
+        saved.append(replace(photo, files=paths))
+    return saved
+
+# %% ../nbs/18_inference.ipynb #8c4ef3d9
 def _default_checkpoint() -> Path:
     "The released generator, else `find_default_checkpoint()`; an error naming the places looked in when there is neither."
     try: return released_generator_path()
@@ -194,11 +295,37 @@ def _default_checkpoint() -> Path:
         if found is None: raise MostNetError(f'{missing} with --checkpoint (no results/runs/*/checkpoints/last.pt either)') from None
         return found
 
+def _gather_photos(entries: Sequence[str], fail_fast: bool) -> tuple[list[Path], list[PhotoResult]]:
+    "The photos the command line names (files as given, folders listed), and a failed PhotoResult for each folder without photos."
+    photos, empty = [], []
+    for entry in map(Path, entries):
+        if not entry.is_dir():
+            photos.append(entry)   # a missing path fails as a photo, saying so
+            continue
+        try: photos += list_images(entry)
+        except MostNetError as err:
+            if fail_fast: raise
+            empty.append(PhotoResult(str(entry), error=err))
+    return list(dict.fromkeys(photos)), empty
+
+def _report(photos: Iterable[PhotoResult]) -> None:
+    for photo in photos:
+        if not photo.ok: print(f'most-net sketch: error: {photo.error}', file=sys.stderr)
+
+def batch_summary(photos: Sequence[PhotoResult], detail: str = '', see: str = 'see above') -> str:
+    "The one line that ends a batch: how many photos were sketched (their faces, `detail`) and how many failed (`see` where it says why)."
+    sketched = [photo for photo in photos if photo.ok]
+    line = f'{len(sketched)} of {len(photos)} photo{"s" * (len(photos) != 1)} sketched'
+    if sketched: line += f' ({sum(len(photo.faces) for photo in sketched)} face(s){" " * bool(detail)}{detail})'
+    failed = len(photos) - len(sketched)
+    return line + (f', {failed} failed: {see}' if failed else '')
+
 def sketch_cli(argv: list[str] | None = None) -> int:
-    "`most-net sketch`: turn photos (files or folders) into sketches with a trained generator."
+    "`most-net sketch`: turn photos (files or folders) into sketches with a trained generator, every photo tried; exit status 1 when any failed."
     parser = argparse.ArgumentParser(prog='most-net sketch', description='Turn face photos into sketches with a trained generator.')
     parser.add_argument('inputs', nargs='+', metavar='PHOTO_OR_DIR', help='photos, or folders of photos')
-    parser.add_argument('-o', '--out-dir', required=True, help='folder for <stem>_sketch.png')
+    parser.add_argument('-o', '--out-dir', required=True, help='folder for <stem>_sketch.png (a photo with several faces: '
+                        '<stem>_face1_sketch.png, <stem>_face2_sketch.png, ...)')
     parser.add_argument('--checkpoint', default=None, help='a .pt checkpoint, a run folder, a .safetensors generator or a sharded '
                         f'one\'s .index.json (default: the released generator {RELEASE_NAME} the package ships, else '
                         'the newest results/runs/*/checkpoints/last.pt)')
@@ -207,28 +334,22 @@ def sketch_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--largest', action='store_true', help='only the largest face of each photo')
     parser.add_argument('--side-by-side', action='store_true', help='also write <stem>_side_by_side.png: aligned photo | sketch')
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--fail-fast', action='store_true', help='stop at the first photo that cannot be sketched, before anything '
+                        'is written (default: sketch all the others, one line per failure, exit status 1)')
     args = parser.parse_args(argv)
     if args.batch_size < 1: raise MostNetError(f'--batch-size must be at least 1, got {args.batch_size}')
-    sketcher = Sketcher(args.checkpoint or _default_checkpoint(), device=args.device)
-    photos = []
-    for entry in args.inputs:
-        path = Path(entry)
-        if not path.exists(): raise MostNetError(f'{path} does not exist: give photos or folders of photos')
-        photos += list_images(path) if path.is_dir() else [path]
-    photos = list(dict.fromkeys(photos))
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir(): raise MostNetError(f'--out-dir {out_dir} exists and is not a folder')
-    results = sketcher.sketch_many(photos, batch_size=args.batch_size, align=not args.no_align, largest=args.largest, progress=True)
-    paths = _output_paths(results, out_dir, args.side_by_side)
-    inputs = {photo.resolve() for photo in photos}
-    for these in paths:
-        for path in these:
-            if path.resolve() in inputs: raise MostNetError(f'{path} would overwrite an input photo: choose another --out-dir')
-    for result, these in zip(results, paths):
-        with write_guard(these[0]): atomic_write_bytes(these[0], _png_bytes(result.sketch))
-        if args.side_by_side:
-            with write_guard(these[1]): atomic_write_bytes(these[1], _png_bytes(result.side_by_side()))
-    guessed = [f'{r.source} (face {r.face_index})' for r in results if r.detection is not None and not r.detection.eyes_found]
+    sketcher = Sketcher(args.checkpoint or _default_checkpoint(), device=args.device)
+    photos, empty = _gather_photos(args.inputs, args.fail_fast)
+    sketched = sketcher.sketch_photos(photos, batch_size=args.batch_size, align=not args.no_align, largest=args.largest,
+                                      progress=True, fail_fast=args.fail_fast)
+    _report(empty + sketched)
+    kinds = ('sketch', 'side_by_side') if args.side_by_side else ('sketch',)
+    saved = save_sketches(sketched, out_dir, kinds, fail_fast=args.fail_fast, inputs=photos)
+    _report(after for before, after in zip(sketched, saved) if before.ok)   # names that were taken
+    guessed = [f'{photo.source} (face {face.face_index})' for photo in saved if photo.ok for face in photo.faces
+               if face.detection is not None and not face.detection.eyes_found]
     if guessed: print(f'eyes not found, aligned by the face box: {", ".join(guessed)}', file=sys.stderr)
-    print(f'{len(results)} sketch(es) of {len(photos)} photo(s) -> {out_dir} ({sketcher.model_config.variant} from {sketcher.source})')
-    return 0
+    print(batch_summary(empty + saved, f'-> {out_dir}; {sketcher.model_config.variant} from {sketcher.source}'))
+    return 0 if all(photo.ok for photo in empty + saved) else 1

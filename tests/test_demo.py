@@ -28,8 +28,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from conftest import make_photo_corpus
 from most_net.cli import main
-from most_net.demo import DEMO_INSTALL, build_demo, launch_demo
+from most_net.demo import ALIGN_LABEL, DEMO_INSTALL, build_demo, launch_demo
 from most_net.generator_files import released_generator_path
 from most_net.inference import Sketcher
 
@@ -58,7 +59,7 @@ def sketcher():
 @pytest.fixture(scope='module')
 def server(gradio_client, sketcher):
     """The page served as `most-net demo` serves it, on a free local port; (the Blocks, its address)."""
-    demo = build_demo(sketcher, max_megapixels=MAX_MEGAPIXELS)
+    demo = build_demo(sketcher, max_megapixels=MAX_MEGAPIXELS, max_file_mb=MAX_FILE_MB)
     url = launch_demo(demo, port=free_port(), max_file_mb=MAX_FILE_MB)
     yield demo, url
     demo.close()
@@ -128,7 +129,7 @@ def test_several_faces_make_a_gallery(client, sketcher, photos):
     assert summary.startswith('2 face(s) sketched')
     assert [item['caption'] for item in gallery] == ['face 1: aligned photo', 'face 1: sketch', 'face 2: aligned photo',
                                                      'face 2: sketch']
-    assert [Path(path).name for path in files] == ['two_aligned.png', 'two_sketch.png', 'two_face2_aligned.png',
+    assert [Path(path).name for path in files] == ['two_face1_aligned.png', 'two_face1_sketch.png', 'two_face2_aligned.png',
                                                    'two_face2_sketch.png']
     for path, expected in zip(files[1::2], sketcher.sketch_faces(photos / 'two.png')):
         np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(expected.sketch))
@@ -142,8 +143,10 @@ def test_an_aligned_face_can_skip_detection(client, sketcher, photos, tmp_path):
 
 
 @pytest.mark.parametrize('photo', ['broken.jpg', 'flat.png'])
-def test_bad_photo_gets_the_clis_message_and_the_server_goes_on(photo, client, photos, tmp_path, capsys, monkeypatch):
-    """A file that is no image and a photo without a face: the page's message is the one `most-net sketch` prints."""
+def test_bad_photo_gets_the_clis_message_in_the_pages_words_and_the_server_goes_on(photo, client, photos, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """A file that is no image and a photo without a face: the page's message is the one `most-net sketch` prints, except
+    that it names the page's tick box where the command line names its --no-align flag."""
     from gradio_client.exceptions import AppError
     monkeypatch.chdir(photos)   # so that the command line names the photo as the page does: by its file name
     assert main(['sketch', photo, '-o', str(tmp_path / 'out'), '--checkpoint', str(released_generator_path())]) == 1
@@ -151,8 +154,55 @@ def test_bad_photo_gets_the_clis_message_and_the_server_goes_on(photo, client, p
     assert cli_line.startswith(prefix)
     with pytest.raises(AppError) as raised:
         sketch(client, photos / photo)
-    assert str(raised.value) == cli_line[len(prefix):]
+    assert str(raised.value) == cli_line[len(prefix):].replace('pass --no-align', f"untick '{ALIGN_LABEL}'")
+    assert '--no-align' not in str(raised.value)
     assert_still_serving(client, photos)
+
+
+def sketch_several(client, paths, align=True):
+    """What the page shows for several photos at once: (None, gallery, PNG files, summary), through /sketch_photos."""
+    from gradio_client import handle_file
+    return client.predict([handle_file(str(path)) for path in paths], align, api_name='/sketch_photos')
+
+
+def test_several_photos_are_sketched_as_the_cli_sketches_a_folder(client, photos, tmp_path, capsys):
+    """The fuzz corpus uploaded at once (all but the folder and the hidden file, which a browser cannot send): a sketch
+    for every good and unusual photo, one line per bad file in the summary and in the server's log, no traceback."""
+    good, bad = make_photo_corpus(tmp_path / 'corpus')
+    bad = {name: words for name, words in bad.items() if name != 'folder.jpg'}
+    bad['bomb.png'] = 'bomb.png: more than 179 megapixels (Pillow opens no more) is over the limit of 0.5 megapixels'
+    capsys.readouterr()
+    overlay, gallery, files, summary = sketch_several(client, [tmp_path / 'corpus' / name for name in sorted([*good, *bad])])
+    head, *lines = summary.split('\n')
+    assert overlay is None and head.startswith(f'{len(good)} of {len(good) + len(bad)} photos sketched ({len(good)} face(s) in ')
+    assert head.endswith(f', {len(bad)} failed: see below'), head
+    lines = [line.replace('\\', '') for line in lines]   # the summary is Markdown: its special characters are escaped
+    assert len(lines) == len(bad) and all(line.startswith('- ') for line in lines), lines
+    for name, words in bad.items():
+        mine = [line for line in lines if line.startswith(f'- {name}')]
+        assert len(mine) == 1 and words in mine[0], (name, mine)
+    assert sorted(Path(path).name for path in files) == sorted(f'{Path(name).stem}_{kind}.png' for name in good
+                                                              for kind in ('aligned', 'sketch'))
+    assert len(gallery) == 2 * len(good) and gallery[0]['caption'] == 'animated.gif, face 1: aligned photo'
+    log = capsys.readouterr().err
+    assert 'Traceback' not in log and sum(line.startswith('most-net demo: ') for line in log.splitlines()) == len(bad), log
+    assert_still_serving(client, photos)
+
+
+def test_uploads_that_share_a_name_are_kept_apart(client, photos, tmp_path):
+    shutil.copy(photos / 'astronaut.png', tmp_path / 'astronaut.jpg')
+    _, _, files, summary = sketch_several(client, [tmp_path / 'astronaut.jpg', photos / 'astronaut.png'])
+    assert summary.startswith('2 of 2 photos sketched') and 'failed' not in summary
+    assert [Path(path).name for path in files] == ['astronaut.jpg_aligned.png', 'astronaut.jpg_sketch.png', 'astronaut.png_aligned.png',
+                                                   'astronaut.png_sketch.png']
+
+
+def test_the_page_states_its_limits_and_names_its_tick_box(server):
+    """The upload-size limit beside the megapixel limit, and the tick box the messages name."""
+    with urllib.request.urlopen(server[1] + 'config', timeout=30) as answer:
+        config = answer.read().decode()
+    assert f'Photos up to {MAX_MEGAPIXELS:g} megapixels and {MAX_FILE_MB:g} MB each.' in config
+    assert f'"label": "{ALIGN_LABEL}"' in config or f'"label":"{ALIGN_LABEL}"' in config
 
 
 def test_too_many_pixels_are_refused_in_one_line(client, photos):

@@ -1,5 +1,7 @@
-"""Sketching your own photo: alignment against the CUFS geometry, exact checkpoint round trips, and
-`most-net sketch`'s answers to bad input (one line on stderr, exit code 1)."""
+"""Sketching your own photo: alignment against the CUFS geometry, exact checkpoint round trips, `most-net sketch`'s
+answers to bad input (one line on stderr, exit code 1), and batches: every photo of a folder tried, the fuzz corpus of
+`conftest.make_photo_corpus` (the photos a phone, camera, scanner or browser produces, and files that cannot be
+sketched) through the command line and the Python API, and file names that never overwrite another photo's sketch."""
 from __future__ import annotations
 
 import hashlib
@@ -352,12 +354,12 @@ def test_cli_writes_one_sketch_per_face(tiny_run, photo_dir, tmp_path, capsys):
     Image.fromarray(canvas).save(photo_dir / 'two.png')
     out = tmp_path / 'out'
     code, _, stdout = sketch_command(capsys, photo_dir, '-o', out, '--checkpoint', tiny_run[0], '--side-by-side')
-    assert code == 0 and '3 sketch(es) of 2 photo(s)' in stdout
+    assert code == 0 and stdout.startswith('2 of 2 photos sketched (3 face(s) -> ')
     assert sorted(p.name for p in out.iterdir()) == [
-        'astronaut_side_by_side.png', 'astronaut_sketch.png', 'two_face2_side_by_side.png', 'two_face2_sketch.png',
-        'two_side_by_side.png', 'two_sketch.png']
-    assert Image.open(out / 'two_sketch.png').size == (200, 250)
-    assert Image.open(out / 'two_side_by_side.png').size == (400, 250)
+        'astronaut_side_by_side.png', 'astronaut_sketch.png', 'two_face1_side_by_side.png', 'two_face1_sketch.png',
+        'two_face2_side_by_side.png', 'two_face2_sketch.png']
+    assert Image.open(out / 'two_face1_sketch.png').size == (200, 250)
+    assert Image.open(out / 'two_face1_side_by_side.png').size == (400, 250)
     largest = tmp_path / 'largest'
     assert sketch_command(capsys, photo_dir / 'two.png', '-o', largest, '--checkpoint', tiny_run[0], '--largest')[0] == 0
     assert sorted(p.name for p in largest.iterdir()) == ['two_sketch.png']
@@ -415,13 +417,176 @@ def test_cli_bad_input_gives_one_line_and_exit_1(case, tiny_run, photo_dir, tmp_
     assert not out.exists()  # nothing written
 
 
-def test_cli_refuses_to_overwrite_an_input(tiny_run, photo_dir, capsys):
+def test_cli_never_overwrites_an_input(tiny_run, photo_dir, capsys):
+    """astronaut.jpg's sketch would replace the input astronaut_sketch.png: it takes its suffix into its name instead."""
     (photo_dir / 'astronaut_sketch.png').write_bytes((photo_dir / 'astronaut.jpg').read_bytes())
     before = (photo_dir / 'astronaut_sketch.png').read_bytes()
-    code, last_line, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', photo_dir / 'astronaut_sketch.png',
-                                        '-o', photo_dir, '--checkpoint', tiny_run[0], '--no-align')
-    assert code == 1 and 'astronaut_sketch.png would overwrite an input' in last_line
-    assert (photo_dir / 'astronaut_sketch.png').read_bytes() == before
+    code, _, _ = sketch_command(capsys, photo_dir / 'astronaut.jpg', photo_dir / 'astronaut_sketch.png',
+                                '-o', photo_dir, '--checkpoint', tiny_run[0], '--no-align')
+    assert code == 0 and (photo_dir / 'astronaut_sketch.png').read_bytes() == before
+    assert sorted(p.name for p in photo_dir.glob('*_sketch.png')) == ['astronaut.jpg_sketch.png', 'astronaut_sketch.png',
+                                                                      'astronaut_sketch_sketch.png']
+
+
+# -- batches: every photo tried ---------------------------------------------------------------------------
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.replace('\r', '\n').splitlines() if line.startswith('most-net')]
+
+
+def test_cli_sketches_every_good_photo_and_names_each_bad_one(tiny_run, photo_corpus, tmp_path, capsys):
+    """The fuzz corpus as a folder: a sketch for every good and unusual photo, one line for every bad file (naming it and
+    saying why), a summary, exit status 1, no traceback, and nothing else in the output folder (no temporary file)."""
+    folder, good, bad = photo_corpus
+    out = tmp_path / 'out'
+    code = main(['sketch', str(folder), '-o', str(out), '--checkpoint', str(tiny_run[0])])
+    captured = capsys.readouterr()
+    assert code == 1 and 'Traceback' not in captured.err
+    lines = error_lines(captured.err)
+    assert len(lines) == len(bad), lines
+    for name, words in bad.items():
+        mine = [line for line in lines if f'photos/{name}' in line]
+        assert len(mine) == 1 and mine[0].startswith('most-net sketch: error: ') and words in mine[0], (name, mine)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f'{Path(name).stem}_sketch.png' for name in good)
+    assert captured.out.startswith(f'{len(good)} of {len(good) + len(bad)} photos sketched ({len(good)} face(s) -> {out}; ')
+    assert captured.out.endswith(f', {len(bad)} failed: see above\n'), captured.out
+
+
+def test_cli_fail_fast_stops_at_the_first_failure_before_writing(tiny_run, photo_corpus, tmp_path, capsys):
+    folder, _, bad = photo_corpus
+    out = tmp_path / 'out'
+    code, last_line, stdout = sketch_command(capsys, folder, '-o', out, '--checkpoint', tiny_run[0], '--fail-fast')
+    assert code == 1 and last_line.startswith('most-net sketch: error: ') and bad['bomb.png'] in last_line   # the first, sorted
+    assert stdout == '' and not out.exists()
+
+
+def test_cli_reports_a_missing_path_and_an_empty_folder_and_goes_on(tiny_run, photo_dir, tmp_path, capsys):
+    (tmp_path / 'empty').mkdir()
+    out = tmp_path / 'out'
+    code = main(['sketch', str(tmp_path / 'nowhere.jpg'), str(tmp_path / 'empty'), str(photo_dir), '-o', str(out),
+                 '--checkpoint', str(tiny_run[0])])
+    captured = capsys.readouterr()
+    assert code == 1 and [line.split(': ', 2)[2] for line in error_lines(captured.err)] == [
+        f"{tmp_path / 'empty'} holds no photos (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp, .gif, .pgm, .ppm)",
+        f"{tmp_path / 'nowhere.jpg'} does not exist: give the path of a photo"]
+    assert captured.out.startswith('1 of 3 photos sketched') and captured.out.endswith(', 2 failed: see above\n'), captured.out
+    assert sorted(p.name for p in out.iterdir()) == ['astronaut_sketch.png']
+
+
+def test_cli_reports_each_failure_on_stderr(tiny_run, photo_dir, tmp_path):
+    """The same through the installed console script, as a user runs it: one line per failure, the summary, exit 1."""
+    script = Path(sys.executable).parent / 'most-net'
+    assert script.is_file(), 'the most-net console script is not installed: pip install -e .'
+    (photo_dir / 'notes.jpg').write_text('not a photo')
+    Image.new('RGB', (1, 1)).save(photo_dir / 'dot.png')
+    done = subprocess.run([str(script), 'sketch', str(photo_dir), '-o', str(tmp_path / 'out'), '--checkpoint', str(tiny_run[0])],
+                          capture_output=True, text=True)
+    lines = error_lines(done.stderr)
+    assert done.returncode == 1 and 'Traceback' not in done.stderr and len(lines) == 2, done.stderr
+    assert lines[0].startswith(f"most-net sketch: error: {photo_dir / 'dot.png'}: 1 x 1 pixels is too small")
+    assert lines[1].startswith(f"most-net sketch: error: {photo_dir / 'notes.jpg'} cannot be read as an image")
+    assert done.stdout.startswith('1 of 3 photos sketched') and done.stdout.endswith(', 2 failed: see above\n'), done.stdout
+    assert [p.name for p in (tmp_path / 'out').iterdir()] == ['astronaut_sketch.png']
+
+
+def test_cli_no_align_refuses_a_photo_too_small_to_be_a_face(tiny_run, tmp_path, capsys):
+    Image.new('RGB', (1, 1), 'grey').save(tmp_path / 'dot.png')
+    code, last_line, _ = sketch_command(capsys, tmp_path / 'dot.png', '-o', tmp_path / 'out', '--checkpoint', tiny_run[0], '--no-align')
+    assert code == 1 and 'dot.png: 1 x 1 pixels is too small to hold a face: a photo needs at least 24 x 24 pixels' in last_line
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_write_fault_leaves_no_partial_file(tiny_run, photo_dir, tmp_path, capsys, monkeypatch):
+    """The disk fills while the second sketch is written: one line naming it, the first sketch whole, no temporary file."""
+    import errno
+    import os
+    Image.fromarray(skimage.data.astronaut()).save(photo_dir / 'b.png')
+    replace, calls = os.replace, []
+    def full_disk(source, target):
+        calls.append(target)
+        if len(calls) == 2: raise OSError(errno.ENOSPC, 'No space left on device', str(target))
+        return replace(source, target)
+    monkeypatch.setattr(os, 'replace', full_disk)
+    out = tmp_path / 'out'
+    code, last_line, _ = sketch_command(capsys, photo_dir, '-o', out, '--checkpoint', tiny_run[0])
+    assert code == 1 and last_line.startswith('most-net sketch: error: cannot write ') and 'b_sketch.png' in last_line
+    assert [p.name for p in out.iterdir()] == ['astronaut_sketch.png']
+    assert Image.open(out / 'astronaut_sketch.png').size == (200, 250)
+
+
+def test_api_reports_every_photo_and_raises_per_photo(tiny_run, photo_corpus, tmp_path):
+    """`Sketcher.sketch_photos`: a result per photo, ok or failed with a PhotoError that names it; `sketch_many` keeps the
+    good faces and lists the failed photos; `sketch_faces` raises a photo's PhotoError, which a caller can catch photo by
+    photo; `save_sketches` writes the good ones under the command line's names."""
+    from most_net.alignment import NoFaceFound, PhotoError
+    from most_net.inference import PHOTO_KEY, save_sketches
+    folder, good, bad = photo_corpus
+    sketcher = Sketcher.from_run(tiny_run[0], device='cpu')
+    photos = sketcher.sketch_photos(folder, batch_size=4)
+    by_name = {Path(photo.source).name: photo for photo in photos}
+    assert sorted(by_name) == sorted([*good, *bad])                       # the hidden ._ file is no photo
+    assert all(by_name[name].ok and len(by_name[name].faces) == 1 for name in good), [n for n in good if not by_name[n].ok]
+    for name, words in bad.items():
+        assert not by_name[name].ok and isinstance(by_name[name].error, PhotoError) and words in str(by_name[name].error)
+    assert isinstance(by_name['no-face.png'].error, NoFaceFound)
+    faces = sketcher.sketch_many(folder)
+    assert len(faces) == len(good) and sorted(Path(photo.source).name for photo in faces.failed) == sorted(bad)
+    caught = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith('.'): continue
+        try: sketcher.sketch_faces(path)
+        except PhotoError as err: caught.append((path.name, str(err).startswith(str(path))))
+    assert sorted(caught) == sorted((name, True) for name in bad)
+    saved = save_sketches(photos, tmp_path / 'out')
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(f'{Path(name).stem}_sketch.png' for name in good)
+    assert [photo.files for photo in saved if not photo.ok] == [[]] * len(bad)
+    with Image.open(tmp_path / 'out' / 'cmyk_sketch.png') as png:
+        assert (png.mode, png.size, png.info[PHOTO_KEY]) == ('L', (200, 250), 'cmyk.jpg')
+
+
+def test_unusual_photos_read_as_the_photo_they_show(photo_corpus):
+    """An EXIF-rotated phone photo is read upright, 16-bit grey is scaled (not clipped to white), transparency is laid on
+    white, an animated GIF gives its first frame."""
+    folder, _, _ = photo_corpus
+    astronaut = skimage.data.astronaut()
+    luminance = np.asarray(Image.fromarray(astronaut).convert('L'), float)
+    with Image.open(folder / 'phone-rotated.jpg') as stored:
+        sideways = np.asarray(stored.convert('RGB'))
+    assert np.array_equal(load_image(folder / 'phone-rotated.jpg'), np.rot90(sideways, -1))
+    assert len(align_faces(folder / 'phone-rotated.jpg')) == 1
+    with pytest.raises(MostNetError, match='no face found'):   # sideways, as stored: the frontal-face detector finds nothing
+        align_faces(sideways)
+    for name in ('scan16.png', 'rgb48.png', 'animated.gif', 'grey.jpg'):
+        read = np.asarray(Image.fromarray(load_image(folder / name)).convert('L'), float)
+        assert np.abs(read - luminance).mean() < 3, name
+    rgba = load_image(folder / 'rgba.png')
+    assert (rgba[:, :40] == 255).all() and rgba[:, 40:].mean() > astronaut[:, 40:].mean()
+
+
+def test_names_never_overwrite_another_photos_sketch(tiny_run, tmp_path, capsys):
+    """a.jpg and a.png in one run; a folder that already holds a's sketch of another photo, or a file from elsewhere; a run
+    again (its own sketches replaced); x/a.jpg with y/a.jpg (the later one fails, saying why)."""
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    for path in ('both/a.jpg', 'both/a.png', 'x/a.jpg', 'y/a.jpg'):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        astronaut.save(tmp_path / path)
+    run = lambda out, *photos: sketch_command(capsys, *photos, '-o', tmp_path / out, '--checkpoint', tiny_run[0])
+    names = lambda out: sorted(p.name for p in (tmp_path / out).iterdir())
+    assert run('one', tmp_path / 'both')[0] == 0 and names('one') == ['a.jpg_sketch.png', 'a.png_sketch.png']
+    assert run('one', tmp_path / 'both')[0] == 0 and names('one') == ['a.jpg_sketch.png', 'a.png_sketch.png']   # again: replaced
+    assert run('two', tmp_path / 'both' / 'a.png')[0] == 0 and names('two') == ['a_sketch.png']
+    before = (tmp_path / 'two' / 'a_sketch.png').read_bytes()
+    assert run('two', tmp_path / 'both' / 'a.jpg')[0] == 0 and names('two') == ['a.jpg_sketch.png', 'a_sketch.png']
+    assert (tmp_path / 'two' / 'a_sketch.png').read_bytes() == before     # a.png's sketch is not a.jpg's to replace
+    assert run('two', tmp_path / 'both' / 'a.png')[0] == 0 and names('two') == ['a.jpg_sketch.png', 'a_sketch.png']
+    (tmp_path / 'three').mkdir()
+    (tmp_path / 'three' / 'a_sketch.png').write_bytes(b'somebody else\'s file')
+    assert run('three', tmp_path / 'x' / 'a.jpg')[0] == 0
+    assert (tmp_path / 'three' / 'a_sketch.png').read_bytes() == b'somebody else\'s file'
+    code, last_line, stdout = run('four', tmp_path / 'x' / 'a.jpg', tmp_path / 'y' / 'a.jpg')
+    assert code == 1 and names('four') == ['a.jpg_sketch.png'] and stdout.startswith('1 of 2 photos sketched')
+    assert last_line == (f"most-net sketch: error: {tmp_path / 'y' / 'a.jpg'} and {tmp_path / 'x' / 'a.jpg'} would both be written to "
+                         f"{tmp_path / 'four' / 'a.jpg_sketch.png'}: rename one of them, or sketch them into different folders")
 
 
 # -- the demo notebook -----------------------------------------------------------------------------------
