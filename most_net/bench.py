@@ -103,7 +103,7 @@ def time_memory(slots: int, side: int, batch: int, dim: int, device: torch.devic
         for operation, fn in operations.items():
             medians[operation], samples = time_callable(fn, warmup, repeats, device)
             out.append({**base, 'operation': operation, 'median_s': medians[operation], 'samples': samples})
-        both = lambda: [fn() for fn in operations.values()]
+        both = lambda operations=operations: [fn() for fn in operations.values()]   # bound now: deleted below
         peak, method = peak_memory(both, device)
         out.append({**base, 'operation': 'total', 'median_s': sum(medians.values()), 'peak_bytes': peak, 'peak_method': method})
         del memory, target, operations
@@ -219,7 +219,7 @@ def bench_inference(settings: BenchSettings, variants: Sequence[str] | None = No
             generator = unwrap_model(trainer.generator).eval()
             photo, _ = fixed_batch(trainer)
             precision = str(trainer.amp_dtype or torch.float32).replace('torch.', '')
-            def forward(images):
+            def forward(images, generator=generator, trainer=trainer):   # bound now: both are deleted below
                 with torch.inference_mode(), autocast_context(trainer.device, trainer.amp_dtype): generator(images)
             base = {'benchmark': 'inference', 'variant': variant, 'image_size': settings.image_size, 'precision': precision,
                     'warmup': settings.warmup, 'repeats': settings.repeats}

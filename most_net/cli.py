@@ -21,7 +21,7 @@ COMMANDS = {
     'sketch': ('most_net.inference', 'sketch_cli', 'turn your own photos into sketches'),
     'demo': ('most_net.demo', 'demo_cli', 'sketch photos in a local web page (pip install "most-net[demo]")'),
     'bench': ('most_net.bench', 'bench_cli', 'measure training, inference, memory and metric speed'),
-    'reproduce': ('most_net.reproduce', 'reproduce_cli', 'the whole reproduction (grid, runs, tables, figures, release) in a budget of minutes'),
+    'reproduce': ('most_net.reproduce', 'reproduce_cli', 'the whole reproduction (grid, runs, tables, figures, release)'),
 }
 
 USAGE = 'usage: most-net [-h] [--version] COMMAND [ARGS ...]\n\nMOST-Net face sketch synthesis.\n\ncommands:\n' + \

@@ -12,13 +12,12 @@ from typing import Any
 from .core import MostNetError
 from .losses import LossConfig
 from .metrics import METRICS
-from .networks import VARIANTS, ModelConfig
+from .networks import GENERATORS, ModelConfig
 
 # %% auto #0
-__all__ = ['PIX2PIX_L1_WEIGHT', 'LR_POLICIES', 'PRESETS', 'TrainConfig', 'make_config']
+__all__ = ['LR_POLICIES', 'PRESETS', 'TrainConfig', 'make_config']
 
 # %% ../nbs/12_config.ipynb #01a23bc3
-PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
 LR_POLICIES = ('constant', 'linear')
 
 @dataclass
@@ -55,6 +54,7 @@ class TrainConfig:
     perceptual_distance: str = 'mse'     # 'mse' (paper) | 'unit' (LPIPS-style unit-normalised features)
     weights_path: str | None = None
     baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared'
+    extra_losses: dict = field(default_factory=dict)   # {term: weight} of registered loss terms beyond the paper's five
     # model (our defaults: nbs/index.ipynb, "Defaults where the paper is silent")
     base_channels: int = 64
     feature_channels: int = 256
@@ -77,7 +77,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     num_samples: int = 4
     eval_batch_size: int = 8
-    test_mode: str = 'eval'              # 'eval' (running statistics, no dropout) | 'train' (pix2pix's own test time: batch statistics, dropout on)
+    test_mode: str = 'eval'              # 'eval' (running stats, no dropout) | 'train' (pix2pix at test: batch stats, dropout)
     metrics: tuple[str, ...] = METRICS
     # validation while training (never the test split): the test split of `val_root`, carve_validation's layout
     val_root: str | None = None
@@ -85,8 +85,8 @@ class TrainConfig:
     val_every_steps: int = 0             # 0: never; else every so many steps too (matched runs compare at equal steps)
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise MostNetError(f'variant {self.variant!r} unknown: choose one of {", ".join(VARIANTS)}')
+        if self.variant not in GENERATORS:
+            raise MostNetError(f'variant {self.variant!r} unknown: choose one of {", ".join(GENERATORS)}')
         if self.baseline_objective not in ('pix2pix', 'shared'):
             raise MostNetError(f"baseline_objective {self.baseline_objective!r} unknown: choose 'pix2pix' or 'shared'")
         if self.precision not in ('auto', 'fp32', 'bf16'):
@@ -98,7 +98,7 @@ class TrainConfig:
         if self.lr_policy not in LR_POLICIES:
             raise MostNetError(f"lr_policy {self.lr_policy!r} unknown: choose one of {', '.join(LR_POLICIES)}")
         if self.max_minutes is not None and not float(self.max_minutes) > 0:
-            raise MostNetError(f'max_minutes must be a positive number of minutes (or None for no budget), got {self.max_minutes}')
+            raise MostNetError(f'max_minutes must be a positive number of minutes (None: no budget), got {self.max_minutes}')
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise MostNetError(f'max_steps must be at least 1 (or None for epochs x batches), got {self.max_steps}')
         for key in ('val_every_minutes', 'val_every_steps'):
@@ -118,14 +118,14 @@ class TrainConfig:
         return ModelConfig(**{**values, **self.model_overrides})
 
     def loss_config(self) -> LossConfig:
-        "The losses' configuration for this run (the pix2pix baseline: pix2pix's objective unless told otherwise)."
-        if self.variant == 'pix2pix' and self.baseline_objective == 'pix2pix':
-            return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=PIX2PIX_L1_WEIGHT,
-                              lambda_style=0.0, lambda_content=0.0, lambda_mr=0.0, perceptual_net='none')
+        "The losses' configuration for this run (a baseline with its own objective, pix2pix's: that one unless told otherwise)."
+        own_losses = GENERATORS[self.variant].own_losses
+        if own_losses is not None and self.baseline_objective == 'pix2pix':
+            return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, extra_losses=self.extra_losses, **own_losses)
         return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=self.lambda_l1,
                           lambda_style=self.lambda_style, lambda_content=self.lambda_content,
                           lambda_mr=self.lambda_mr, perceptual_net=self.perceptual_net, weights_path=self.weights_path,
-                          perceptual_distance=self.perceptual_distance)
+                          perceptual_distance=self.perceptual_distance, extra_losses=self.extra_losses)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), 'metrics': list(self.metrics)}

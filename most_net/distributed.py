@@ -15,7 +15,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from .core import MostNetError, get_device
-from .memory import MemoryDictionary
+from .memory import Memory
+from .networks import GENERATORS
 
 # %% auto #0
 __all__ = ['distributed_env', 'init_distributed', 'shutdown_distributed', 'all_reduce_statistics', 'synchronise_memories',
@@ -26,7 +27,8 @@ def distributed_env() -> tuple[int, int, int]:
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when not launched by it."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
 
-def init_distributed(device: str | None = None, backend: str | None = None, timeout_minutes: float = 30) -> tuple[int, int, torch.device]:
+def init_distributed(device: str | None = None, backend: str | None = None,
+                     timeout_minutes: float = 30) -> tuple[int, int, torch.device]:
     "Join torchrun's process group (NCCL on GPUs, gloo on CPU) and return (rank, world size, this rank's device)."
     rank, world_size, local_rank = distributed_env()
     chosen = get_device(device)
@@ -58,8 +60,8 @@ def all_reduce_statistics(statistics: tuple[torch.Tensor, ...]) -> tuple[torch.T
     return tuple(out)
 
 def synchronise_memories(model: nn.Module, reducer: Callable | None = all_reduce_statistics) -> int:
-    "Make every MemoryDictionary inside `model` combine its update statistics with `reducer`; returns how many."
-    memories = [module for module in model.modules() if isinstance(module, MemoryDictionary)]
+    "Make every memory (a `Memory`) inside `model` combine its update statistics with `reducer`; returns how many."
+    memories = [module for module in model.modules() if isinstance(module, Memory)]
     for memory in memories: memory.statistics_reducer = reducer
     return len(memories)
 
@@ -73,7 +75,7 @@ def wrap_for_distributed(generator: nn.Module, discriminator: nn.Module, device:
     ids = [device.index] if device.type == 'cuda' else None
     config = getattr(generator, 'config', None)
     # without the MR loss the sketch encoder only feeds the (gradient-free) memory update
-    unused = config is not None and not (config.use_memory and config.use_mr_loss) and config.variant != 'pix2pix'
+    unused = config is not None and GENERATORS[config.variant].unused_parameters
     with warnings.catch_warnings():  # newer torch renames broadcast_buffers; its advice is to keep it for rank-local buffers
         warnings.filterwarnings('ignore', message='.*broadcast_buffers.*', category=FutureWarning)
         wrapped_g = nn.parallel.DistributedDataParallel(generator, device_ids=ids, broadcast_buffers=False,

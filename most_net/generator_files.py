@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -257,6 +258,9 @@ def release_generator(source: str | os.PathLike | nn.Module | ReadyGenerator, ou
         atomic_write_bytes(out_path, whole)
         _remove_stale(folder, stem, keep={out_path.name})
         return out_path
+    warnings.warn(f'{out_path.name}: sharded releases (max_shard_mb) are deprecated and will be removed; a released '
+                  f'generator is a few MB ({len(whole) / MB:.1f} MB here): release one file (max_shard_mb=None). Sharded '
+                  'releases already written keep loading.', DeprecationWarning, stacklevel=2)
     shards = _plan_shards(tensors, metadata, limit)
     names = [shard_name(stem, number, len(shards)) for number in range(1, len(shards) + 1)]
     for name, shard in zip(names, shards):

@@ -6,17 +6,17 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import MostNetError
+from .core import MostNetError, Registry
 
 # %% auto #0
-__all__ = ['to_slots', 'from_slots', 'full_precision', 'MemoryDictionary']
+__all__ = ['MEMORY_OPTIONS', 'MEMORIES', 'to_slots', 'from_slots', 'full_precision', 'MemoryDictionary', 'Memory', 'make_memory']
 
 # %% ../nbs/05_memory.ipynb #c75250a9
 def to_slots(feature_map: torch.Tensor) -> torch.Tensor:
@@ -139,7 +139,7 @@ def apply_update(self: MemoryDictionary, key_sums: torch.Tensor, key_counts: tor
 
 @patch
 def update(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> None:
-    "One training update of the memory (paper eq. 5-6): statistics, optional all-reduce, EMA; no gradient flows through any of them."
+    "One training update of the memory (paper eq. 5-6): statistics, optional all-reduce, EMA; no gradient flows through them."
     statistics = self.update_statistics(photo_slots, sketch_slots)
     if self.statistics_reducer is not None: statistics = self.statistics_reducer(statistics)
     self.apply_update(*statistics)
@@ -193,3 +193,44 @@ def read_with_refinement(self: MemoryDictionary, photo_slots: torch.Tensor, sket
 def refinement_loss(self: MemoryDictionary, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> torch.Tensor:
     "The MR loss (paper eq. 13-14): mean over positions of |softmax(cos(q, K)/tau) - softmax(cos(s, V)/tau)|_1; fp32 scalar."
     return self.read_with_refinement(photo_slots, sketch_slots)[1]
+
+# %% ../nbs/05_memory.ipynb #73803ca9
+@runtime_checkable
+class Memory(Protocol):
+    "What most_net uses of a memory: size, tables, key usage, statistics reducer, update, read (+ MR loss), assignments."
+    num_slots: int                         # K entries
+    dim: int                               # C, the width of a slot
+    momentum: float                        # the update's EMA decay (benchmarks)
+    temperature: float                     # the read's softmax temperature (benchmarks)
+    keys: torch.Tensor                     # K x C, matched by photo slots
+    values: torch.Tensor                   # K x C, what a read returns a mix of
+    key_usage: torch.Tensor                # (K,) long: how often each key was matched so far (training's log)
+    statistics_reducer: Callable | None    # set by data-parallel training: `update` passes its statistics through it
+
+    def update(self, photo_slots: torch.Tensor, sketch_slots: torch.Tensor) -> None:
+        "One training update from matching (N, C) photo and sketch slots; no gradient."
+
+    def read_with_refinement(self, photo_slots: torch.Tensor, sketch_slots: torch.Tensor | None
+                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        "The (N, C) read of the photo slots and, given sketch slots, the MR loss (a scalar; None is allowed: no MR loss)."
+
+    def assignments(self, photo_slots: torch.Tensor) -> torch.Tensor:
+        "The entry each photo slot is matched to, (N,) long."
+
+# %% ../nbs/05_memory.ipynb #18ec7ebe
+MEMORY_OPTIONS = ('num_slots', 'dim', 'momentum', 'temperature', 'read_chunk', 'renormalise_keys')   # what a memory is built with
+MEMORIES = Registry('memory')
+MEMORIES.register('dictionary', MemoryDictionary)
+
+def _contract_members() -> tuple[str, ...]:
+    methods = [name for name, member in vars(Memory).items() if callable(member) and not name.startswith('_')]
+    return tuple(Memory.__annotations__) + tuple(methods)
+
+def make_memory(name: str = 'dictionary', **options) -> nn.Module:
+    "The memory registered as `name`, built with `options` (the names in MEMORY_OPTIONS) and checked against `Memory`."
+    memory = MEMORIES[name](**options)
+    missing = [member for member in _contract_members() if not hasattr(memory, member)]
+    if missing or not isinstance(memory, nn.Module):
+        raise MostNetError(f'memory {name!r} ({type(memory).__name__}) breaks the Memory contract: '
+                           + (f'it lacks {", ".join(missing)}' if missing else 'it is not an nn.Module'))
+    return memory

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torchvision
@@ -44,8 +44,9 @@ from .options import option_flag
 from .prepare import read_test_mix
 
 # %% auto #0
-__all__ = ['WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult', 'Trainer',
-           'resume_command', 'evaluate_run', 'validation_weights', 'train']
+__all__ = ['VALIDATION_KEYS', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult',
+           'Trainer', 'TrainingHook', 'LogHook', 'SampleHook', 'CheckpointHook', 'ValidationHook', 'TensorBoardHook',
+           'default_hooks', 'resume_command', 'evaluate_run', 'validation_weights', 'train']
 
 # %% ../nbs/15_train.ipynb #1105e398
 @dataclass
@@ -217,6 +218,7 @@ def save_samples(self: Trainer) -> Path | None:
     rgb = lambda images: images.float().expand(-1, 3, -1, -1)
     rows = torch.cat([self.sample_photos.float(), rgb(self.sample_sketches), rgb(fakes)])
     grid = torchvision.utils.make_grid(rows.cpu(), nrow=len(self.sample_photos), normalize=True, value_range=(-1, 1))
+    self.last_samples = (self.step, grid)      # for hooks that show it elsewhere (TensorBoard)
     buffer = io.BytesIO()
     Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buffer, format='PNG')
     path = self.run_dir / 'samples' / f'step_{self.step:06d}.png'
@@ -326,12 +328,6 @@ def close_log_window(self: Trainer, sums: dict[str, torch.Tensor], count: int, b
     return means
 
 @patch
-def save_periodic(self: Trainer, at_end: bool) -> None:
-    "Samples every `sample_every` steps, a checkpoint every `checkpoint_every`, both at the end."
-    if self.step % self.config.sample_every == 0 or at_end: self.save_samples()
-    if self.step % self.config.checkpoint_every == 0 or at_end: self.save_checkpoint()
-
-@patch
 def validation_due(self: Trainer, at_end: bool = False) -> bool:
     "Whether to score the validation pairs now: a new `val_every_minutes` of training, a `val_every_steps`-th step, or the end."
     every, steps = float(self.config.val_every_minutes) * 60, int(self.config.val_every_steps)
@@ -351,36 +347,113 @@ def finish(self: Trainer, wall_seconds: float, last_logged: dict[str, float]) ->
               f'of {self.total_steps}', flush=True)
     return RunResult(self.run_dir, self.step, wall_seconds, last_logged, stopped_by=self.stopped_by)
 
-# %% ../nbs/15_train.ipynb #8c0cd00a
+# %% ../nbs/15_train.ipynb #c8477b79
+class TrainingHook:
+    "What `fit` calls at the named points of the loop; subclass it and override the points you need (each gets the trainer)."
+    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
+        "After every step (`trainer.step` done, `trainer.at_end` says whether it was the last); losses stay on the device."
+    def checkpoint(self, trainer: Trainer) -> None:
+        "Every `checkpoint_every` steps and after the last step."
+    def validation(self, trainer: Trainer) -> None:
+        "When validation is due (every `val_every_minutes` / `val_every_steps` and at the end); not training time."
+    def stop(self, trainer: Trainer) -> None:
+        "Once when the loop has ended, also when an error ended it: close what the hook opened."
+
+class LogHook(TrainingHook):
+    "The mean losses since the last row into log.csv and the bar, every `log_every` steps, every checkpoint and at the end."
+    def __init__(self): self.sums, self.count = {}, 0
+    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
+        for key, value in losses.items(): self.sums[key] = self.sums.get(key, 0) + value
+        self.count += 1
+        step, config = trainer.step, trainer.config
+        if step % config.log_every == 0 or step % config.checkpoint_every == 0 or trainer.at_end:
+            trainer.last_logged = trainer.close_log_window(self.sums, self.count, trainer.progress_bar)
+            trainer.last_logged_step, self.sums, self.count = step, {}, 0
+
+class SampleHook(TrainingHook):
+    "The sample grid every `sample_every` steps and at the end."
+    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
+        if trainer.step % trainer.config.sample_every == 0 or trainer.at_end: trainer.save_samples()
+
+class CheckpointHook(TrainingHook):
+    "last.pt (and the weights file beside it) at every checkpoint point."
+    def checkpoint(self, trainer: Trainer) -> None: trainer.save_checkpoint()
+
+class ValidationHook(TrainingHook):
+    "Score the validation pairs: rows of val_curve.csv and the scored generators (`trainer.last_validation`: the rows)."
+    def validation(self, trainer: Trainer) -> None: trainer.last_validation = trainer.score_validation()
+
+# %% ../nbs/15_train.ipynb #b5ab4e1c
 @patch
-def fit(self: Trainer, progress: bool = True) -> RunResult:
-    "Train until `total_steps` or until `max_minutes` is spent, logging, sampling and checkpointing periodically."
+def fit(self: Trainer, progress: bool = True, hooks: Sequence[TrainingHook] = ()) -> RunResult:
+    "Train until `total_steps` or until `max_minutes` is spent, calling the default hooks and then `hooks` at each point."
     config, start, seconds_before = self.config, time.perf_counter(), self.train_seconds
     self._val_window = int(seconds_before // (config.val_every_minutes * 60)) if config.val_every_minutes else 0   # resumed: its window
     self.write_config()
-    sums, count, last_logged = {}, 0, {}
-    bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
-               desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
+    hooks, self.last_logged, self.at_end = default_hooks() + list(hooks), {}, False
+    self.progress_bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
+                             desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
     restore_signals = self.catch_stop_signals()
     try:
         for batch in self.batches() if self.step < self.total_steps else ():
-            for key, value in self.step_on(batch).items(): sums[key] = sums.get(key, 0) + value
-            count, self.step = count + 1, self.step + 1
-            bar.update(1)
+            losses = self.step_on(batch)
+            self.step += 1
+            self.progress_bar.update(1)
             self.train_seconds = seconds_before + time.perf_counter() - start
             reason = self.stop_reason()
             if reason not in (None, 'steps'): self.stopped_by = reason
-            at_end = reason is not None
-            if self.step % config.log_every == 0 or self.step % config.checkpoint_every == 0 or at_end:
-                last_logged, sums, count = self.close_log_window(sums, count, bar), {}, 0
-            self.save_periodic(at_end)
-            if self.validation_due(at_end):
-                began = time.perf_counter(); self.score_validation(); start += time.perf_counter() - began   # not training time
-            if at_end: break
+            self.at_end = reason is not None
+            for hook in hooks: hook.step_end(self, losses)
+            if self.step % config.checkpoint_every == 0 or self.at_end:
+                for hook in hooks: hook.checkpoint(self)
+            if self.validation_due(self.at_end):
+                began = time.perf_counter()
+                for hook in hooks: hook.validation(self)
+                start += time.perf_counter() - began   # not training time
+            if self.at_end: break
     finally:
-        bar.close()
+        self.progress_bar.close()
         restore_signals()
-    return self.finish(time.perf_counter() - start, last_logged)
+        for hook in hooks: hook.stop(self)
+    return self.finish(time.perf_counter() - start, self.last_logged)
+
+# %% ../nbs/15_train.ipynb #4218b748
+VALIDATION_KEYS = ('step', 'epoch', 'train_minutes', 'weights', 'pairs')   # the columns of val_curve.csv that are not metrics
+
+class TensorBoardHook(TrainingHook):
+    "Losses, memory usage, validation metrics and sample grids into `run_dir/tensorboard` (rank 0)."
+    def __init__(self): self.writer = None
+
+    def _writer(self, trainer: Trainer):
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter   # imports tensorboard: only when a run trains
+            resumed_at = trainer.step if trainer.step > 1 else None   # a resumed run: its events from this step on are replaced
+            self.writer = SummaryWriter(log_dir=str(trainer.run_dir / 'tensorboard'), purge_step=resumed_at)
+        return self.writer
+
+    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
+        if not trainer.is_main: return
+        if getattr(trainer, 'last_logged_step', None) == trainer.step:
+            for key, value in trainer.last_logged.items(): self._writer(trainer).add_scalar(f'train/{key}', value, trainer.step)
+        samples = getattr(trainer, 'last_samples', None)
+        if samples is not None and samples[0] == trainer.step:
+            self._writer(trainer).add_image('samples', samples[1], trainer.step)
+
+    def validation(self, trainer: Trainer) -> None:
+        for row in getattr(trainer, 'last_validation', None) or []:
+            for key, value in row.items():
+                if key not in VALIDATION_KEYS and isinstance(value, (int, float)):
+                    self._writer(trainer).add_scalar(f"val_{row['weights']}/{key}", value, trainer.step)
+
+    def checkpoint(self, trainer: Trainer) -> None:
+        if self.writer is not None: self.writer.flush()
+
+    def stop(self, trainer: Trainer) -> None:
+        if self.writer is not None: self.writer.close()
+
+def default_hooks() -> list[TrainingHook]:
+    "The hooks every run has, in calling order: log, samples, checkpoint, validation, TensorBoard."
+    return [LogHook(), SampleHook(), CheckpointHook(), ValidationHook(), TensorBoardHook()]
 
 # %% ../nbs/15_train.ipynb #a71fa5b4
 WEIGHTS_FORMAT = 'most-net-training-weights-1'
@@ -614,8 +687,9 @@ def _in_ipython() -> bool:
 
 def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
           evaluate: bool = True, progress: bool = True, device=None, pretrained: bool = True,
-          rank: int = 0, world_size: int = 1, warm_start: str | os.PathLike | None = None, **overrides) -> RunResult:
-    "Train one variant (resuming last.pt, or warm-started from a weights file), then predict and score the test split."
+          rank: int = 0, world_size: int = 1, warm_start: str | os.PathLike | None = None,
+          hooks: Sequence[TrainingHook] = (), **overrides) -> RunResult:
+    "Train one variant (resuming last.pt or warm-started from a weights file; `hooks` after the default ones), then score the test split."
     if resume and warm_start is not None:
         raise MostNetError('give either resume (this machine) or warm_start (a weights file), not both')
     config = config or make_config(overrides.pop('preset', 'tiny'), **overrides)
@@ -638,7 +712,7 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
         try:
             if rank == 0:
                 with write_guard(run_dir / 'run_info.json'): atomic_write_json(run_dir / 'run_info.json', info)
-            result = trainer.fit(progress=progress)
+            result = trainer.fit(progress=progress, hooks=hooks)
             if rank == 0:
                 with write_guard(run_dir / 'run_info.json'):
                     atomic_write_json(run_dir / 'run_info.json', {**info, 'wall_seconds': round(result.wall_seconds, 1), 'steps': result.steps})

@@ -26,8 +26,10 @@ def train_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--resume', action='store_true', help='continue run-dir/checkpoints/last.pt')
     parser.add_argument('--no-evaluate', action='store_true', help='skip test predictions and metrics')
     parser.add_argument('--warm-start', default=None, metavar='WEIGHTS',
-                        help="start from a run's checkpoints/weights.safetensors (another machine): weights, step, fresh optimisers")
-    add_config_options(parser, TrainConfig, skip=['preset'], title='training options (default: the preset\'s, else the one shown)')
+                        help="start from a run's checkpoints/weights.safetensors (another machine): weights, step, "
+                             'fresh optimisers')
+    add_config_options(parser, TrainConfig, skip=['preset'],
+                       title='training options (default: the preset\'s, else the one shown)')
     args = parser.parse_args(argv)
     preset, run_dir, resume, no_eval, warm_start = args.preset, args.run_dir, args.resume, args.no_evaluate, args.warm_start
     config = make_config(preset, **config_overrides(args, TrainConfig, skip=['preset']))
@@ -43,7 +45,8 @@ def train_cli(argv: list[str] | None = None) -> int:
             shutdown_distributed()
     if result.stopped_by in STOP_NAMES: return 128 + signal.Signals[result.stopped_by].value   # the shell's convention: 130, 143
     if rank == 0:
-        print(f'{config.name}: {result.steps} steps in {result.wall_seconds:.0f} s on {world_size} process(es) -> {result.run_dir}')
+        print(f'{config.name}: {result.steps} steps in {result.wall_seconds:.0f} s on {world_size} process(es) '
+              f'-> {result.run_dir}')
         for row in (result.summary or {}).get('metrics', []): print('  ', row)
     return 0
 

@@ -120,7 +120,9 @@ def test_cpu_step_csv(quick_run):
 
 def test_busy_cpu_writes_nothing(tmp_path):
     """With another process spinning on every core, the bench refuses in one line and leaves the folder empty."""
-    import os, subprocess, sys
+    import os
+    import subprocess
+    import sys
     from most_net.core import MostNetError
     spin = 'import time\nend = time.time() + 20\nwhile time.time() < end: pass'
     spinners = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(os.cpu_count() or 1)]

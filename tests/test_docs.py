@@ -6,7 +6,6 @@ processing step (`nbdev.serve.proc_nbs` with the processors `nbdev_docs` uses) o
 tests read the entries off its output. `python tests/test_docs.py` runs the same check outside pytest."""
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import json
@@ -16,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NBS = REPO / 'nbs'
@@ -97,7 +95,7 @@ def rendered_entries(processed_notebook: Path) -> set[str]:
 def missing_entries(documented: dict[str, set[str]]) -> dict[str, list[str]]:
     "Per module, the public names without a doc entry (empty when every name is documented)."
     return {module: sorted(expected_names(module) - documented.get(module, set()))
-            for module in exported_notebooks()} 
+            for module in exported_notebooks()}
 
 
 def test_every_module_is_exported_by_a_notebook():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ from skimage.metrics import structural_similarity
 import most_net.weights as weights_module
 from most_net.core import MostNetError
 from most_net.losses import DiscriminatorLoss, GeneratorLoss, LossConfig, PerceptualFeatures
-from most_net.metrics import (LPIPS_BACKBONES, evaluate, evaluate_cli, evaluate_images, fsim, lpips_backbone_state,
+from most_net.metrics import (LPIPS_BACKBONES, evaluate, evaluate_images, fsim, lpips_backbone_state,
                               lpips_distance, ssim)
 from most_net.weights import available_backbones, find_weights, load_backbone
 
