@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .bench_cpu import bench_cpu_isa, bench_cpu_step
+from .bench_cpu import bench_cpu_isa, bench_cpu_loop, bench_cpu_step
 from .bench_report import merge_summary, summarise_bench, write_bench_results
 from most_net.bench_tools import (
     BenchSettings, bench_settings, count_step, fixed_batch, make_trainer, memory_operations, memory_step_time, peak_memory,
@@ -421,14 +421,15 @@ def bench_run_steps(run_dirs: Sequence[str | os.PathLike], warmup: int = 2, repe
     return pd.DataFrame(rows)
 
 # %% ../nbs/24_bench.ipynb #71869650
-BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch', 'cpu_isa')
-DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name != 'cpu_isa')   # cpu_isa: minutes, on request
+BENCHMARKS = ('training', 'inference', 'memory', 'metrics', 'grid', 'cpu_step', 'sketch', 'cpu_isa', 'cpu_loop')
+DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in ('cpu_isa', 'cpu_loop'))   # minutes each, on request
 
 def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Sequence[str], device: torch.device,
              say: Callable[[str], None], run_grid: bool) -> None:
     "Run each chosen benchmark into `tables`, saying how long it took."
     steps = [('training', bench_training), ('inference', bench_inference), ('memory', bench_memory), ('metrics', bench_metrics),
-             ('cpu_step', bench_cpu_step), ('sketch', bench_sketch), ('cpu_isa', bench_cpu_isa)]
+             ('cpu_step', bench_cpu_step), ('sketch', bench_sketch), ('cpu_isa', bench_cpu_isa),
+             ('cpu_loop', bench_cpu_loop)]
     for name, function in steps:
         if name not in only: continue
         say(f'bench {name} ({settings.mode}, {device}) ...')
@@ -477,7 +478,7 @@ def bench_cli(argv: list[str] | None = None) -> int:
     "`most-net bench`: run the benchmarks and write results/bench_*.csv and results/figures/bench_*.png."
     parser = argparse.ArgumentParser(prog='most-net bench', description='Measure training, inference, memory and metric speed.')
     parser.add_argument('--only', default=','.join(DEFAULT_BENCHMARKS),
-                        help=f'comma-separated subset of {",".join(BENCHMARKS)} (default: all but cpu_isa)')
+                        help=f'comma-separated subset of {",".join(BENCHMARKS)} (default: all but cpu_isa and cpu_loop)')
     parser.add_argument('--out', default=None, help='output folder (default: results/ of this checkout)')
     add_config_options(parser, BenchSettings, title='benchmark settings (--quick: 128 px, batch 2, fewer repeats and sweep points; '
                        'the default shown is the full set\'s)')

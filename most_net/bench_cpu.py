@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,12 +26,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from .bench_tools import BenchSettings, count_step, fixed_batch, make_trainer, memory_step_time, time_callable
 from .core import (MostNetError, autocast_context, get_device, quiet_torch_logs, resolve_channels_last, resolve_precision,
                            unwrap_model)
+from .train import TrainingHook
 
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'LAYOUTS', 'PRECISIONS', 'PEAK_SETTINGS', 'OP_CATEGORIES', 'OPTIMISER_SCOPE', 'STEP_REST',
-           'CPU_STEP_SETTINGS', 'DEFAULT_CPU_STEP_SETTINGS', 'ISA_SCRIPT', 'ISA_CAPS', 'ConvCall', 'conv_calls',
-           'conv_call_runner', 'layer_peaks', 'step_profile', 'step_parts', 'training_setting', 'time_settings',
-           'bench_cpu_step', 'bench_cpu_isa']
+           'CPU_STEP_SETTINGS', 'DEFAULT_CPU_STEP_SETTINGS', 'ISA_SCRIPT', 'ISA_CAPS', 'LOOP_PRECISIONS', 'ConvCall',
+           'conv_calls', 'conv_call_runner', 'layer_peaks', 'step_profile', 'step_parts', 'training_setting',
+           'time_settings', 'bench_cpu_step', 'bench_cpu_isa', 'StepClock', 'fit_intervals', 'loop_parts',
+           'bench_cpu_loop']
 
 # %% ../nbs/22_bench_cpu.ipynb #0614f090
 CONV_LAYERS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
@@ -318,3 +321,66 @@ def bench_cpu_isa(settings: BenchSettings, caps: Sequence[str | None] = (None, '
     fp32 = frame[frame['precision'] == 'fp32'].set_index('isa_cap')['step_s']
     frame['speedup_vs_fp32_same_isa'] = fp32.reindex(frame['isa_cap']).to_numpy() / frame['step_s']
     return frame
+
+# %% ../nbs/22_bench_cpu.ipynb #05c8770d
+LOOP_PRECISIONS = ('fp32', 'bf16')
+
+class StepClock(TrainingHook):
+    "A hook that records when each step of `fit` ended."
+    def __init__(self): self.ends = []
+    def step_end(self, trainer, losses):
+        "Note the time this step ended."
+        self.ends.append(time.perf_counter())
+
+def fit_intervals(trainer, steps: int) -> list[float]:
+    "Seconds between the ends of consecutive steps of `fit` run `steps` more steps, with every default hook."
+    clock = StepClock()
+    trainer.total_steps = trainer.step + int(steps)
+    trainer.fit(progress=False, hooks=[clock])
+    return [later - earlier for earlier, later in zip(clock.ends, clock.ends[1:])]
+
+# %% ../nbs/22_bench_cpu.ipynb #6674f192
+def loop_parts(trainer, repeats: int = 5) -> dict[str, float]:
+    "Median seconds of the loop's own work alone: the next batch, the EMA update, a checkpoint, the sample grid."
+    batches, device = trainer.batches(), trainer.device
+    return {'batch_s': time_callable(lambda: trainer._to_device(next(batches)), 1, repeats, device)[0],
+            'ema_s': time_callable(trainer.update_generator_ema, 1, repeats, device)[0],
+            'checkpoint_s': time_callable(trainer.save_checkpoint, 1, max(1, repeats // 2), device)[0],
+            'samples_s': time_callable(trainer.save_samples, 1, max(1, repeats // 2), device)[0]}
+
+# %% ../nbs/22_bench_cpu.ipynb #8d54551f
+def _loop_row(trainer, preset: str, step_samples: list[float], loop_samples: list[float], parts: dict[str, float]) -> dict:
+    "One precision's row: the step, the loop, the periodic work per step and what the parts leave unexplained."
+    config = trainer.config
+    step, loop = statistics.median(step_samples), statistics.median(loop_samples)
+    periodic = parts['checkpoint_s'] / config.checkpoint_every + parts['samples_s'] / config.sample_every
+    return {'benchmark': 'cpu_loop', 'variant': config.variant, 'preset': preset, 'precision': _setting_key(trainer)[0],
+            'image_size': config.image_size, 'batch_size': config.batch_size, 'ema_decay': config.ema_decay,
+            'step_s': step, 'loop_s': loop, **parts, 'checkpoint_every': config.checkpoint_every,
+            'sample_every': config.sample_every, 'periodic_per_step_s': periodic, 'loop_total_s': loop + periodic,
+            'loop_over_step': (loop + periodic) / step,
+            'unexplained_s': loop - step - parts['batch_s'] - parts['ema_s'],
+            'step_samples': [round(s, 4) for s in step_samples], 'loop_samples': [round(s, 4) for s in loop_samples]}
+
+def bench_cpu_loop(settings: BenchSettings, variant: str = 'most_net', steps_per_round: int = 3,
+                   ema_decay: float = 0.999) -> pd.DataFrame:
+    "Seconds per step of the training loop against its `train_step` alone, per precision, interleaved; where the rest goes."
+    with tempfile.TemporaryDirectory() as scratch:
+        trainers = {precision: make_trainer(settings, variant, Path(scratch) / precision, precision=precision,
+                                            channels_last=False, ema_decay=ema_decay) for precision in LOOP_PRECISIONS}
+        steps = {name: (lambda t=t, batch=fixed_batch(t): t.train_step(*batch)) for name, t in trainers.items()}
+        for name, trainer in trainers.items():   # warm up both: the first steps allocate and pick kernels
+            time_callable(steps[name], settings.warmup, 1, trainer.device)
+            fit_intervals(trainer, 2)
+        step_samples, loop_samples = {name: [] for name in trainers}, {name: [] for name in trainers}
+        for _ in range(settings.repeats):
+            for name, trainer in trainers.items():
+                step_samples[name] += time_callable(steps[name], 0, 1, trainer.device)[1]
+                loop_samples[name] += fit_intervals(trainer, steps_per_round)
+        rows = [_loop_row(t, settings.preset, step_samples[name], loop_samples[name], loop_parts(t, settings.repeats))
+                for name, t in trainers.items()]
+    table = pd.DataFrame(rows)
+    fp32 = table.set_index('precision').loc['fp32']
+    table['step_speedup_vs_fp32'] = fp32['step_s'] / table['step_s']
+    table['loop_speedup_vs_fp32'] = fp32['loop_total_s'] / table['loop_total_s']
+    return table

@@ -86,6 +86,14 @@ def _summary_cpu_step(cpu_step: pd.DataFrame) -> list[dict]:
                          'ratio', ''))
     return rows
 
+def _summary_cpu_loop(loop: pd.DataFrame) -> list[dict]:
+    size = f"{int(loop['image_size'].iloc[0])} px, batch {int(loop['batch_size'].iloc[0])}, preset {loop['preset'].iloc[0]}"
+    rows = [(f'training loop / its train_step alone ({size}, {row.precision}, every hook, EMA)', row.loop_over_step,
+             'ratio', '<= 1.1') for row in loop.itertuples()]
+    bf16 = loop[loop['precision'] == 'bf16'].iloc[0]
+    return rows + [(f'bf16 / fp32 speed-up ({size}): the loop (the step alone: {bf16.step_speedup_vs_fp32:.2f}x)',
+                    bf16.loop_speedup_vs_fp32, 'ratio', '')]
+
 def _summary_cpu_isa(isa: pd.DataFrame) -> list[dict]:
     return [(f'MOST-Net step, bf16 / fp32, oneDNN held to {cap}', 1 / row['speedup_vs_fp32_same_isa'], 'ratio', '')
             for cap, row in isa[isa['precision'] == 'bf16'].set_index('isa_cap').iterrows()]
@@ -105,7 +113,7 @@ def _summary_projection(projected: pd.DataFrame) -> list[dict]:
              row['projected_minutes'], 'minutes', '< 10 on one H100') for _, row in best.iterrows()]
 
 SUMMARIES = {'training': _summary_training, 'memory': _summary_memory, 'metrics': _summary_metrics, 'cpu_step': _summary_cpu_step,
-             'cpu_isa': _summary_cpu_isa, 'sketch': _summary_sketch, 'projection': _summary_projection}
+             'cpu_isa': _summary_cpu_isa, 'cpu_loop': _summary_cpu_loop, 'sketch': _summary_sketch, 'projection': _summary_projection}
 SUMMARY_COLUMNS = ['benchmark', 'quantity', 'value', 'unit', 'target']
 
 def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) -> pd.DataFrame:

@@ -15,10 +15,11 @@ from .metrics import METRICS
 from .networks import GENERATORS, ModelConfig
 
 # %% auto #0
-__all__ = ['LR_POLICIES', 'PRESETS', 'TrainConfig', 'make_config']
+__all__ = ['LR_POLICIES', 'BATCH_MIXES', 'PRESETS', 'TrainConfig', 'make_config']
 
 # %% ../nbs/12_config.ipynb #01a23bc3
 LR_POLICIES = ('constant', 'linear')
+BATCH_MIXES = ('data', 'test', 'equal')
 
 @dataclass
 class TrainConfig:
@@ -31,6 +32,7 @@ class TrainConfig:
     image_size: int = 256
     resize: bool = False
     augment: bool = True
+    batch_mix: str = 'data'              # 'data': every pair once an epoch | 'test': subsets in the test split's mix | 'equal'
     # optimisation (paper: Adam, batch 16, 1000+ epochs)
     epochs: int = 1000
     max_steps: int | None = None
@@ -105,6 +107,8 @@ class TrainConfig:
             if float(getattr(self, key)) < 0 or (getattr(self, key) and not self.val_root):
                 raise MostNetError(f'{key}={getattr(self, key)} needs val_root, a dataset whose test split holds the '
                                    'validation pairs (carve_validation writes one), and must be >= 0')
+        if self.batch_mix not in BATCH_MIXES:
+            raise MostNetError(f"batch_mix {self.batch_mix!r} unknown: choose {', '.join(BATCH_MIXES)}")
         if not 0 <= float(self.ema_decay) < 1:
             raise MostNetError(f'ema_decay must lie in [0, 1) (0: no EMA; 0.999 is usual), got {self.ema_decay}')
         self.metrics = tuple(self.metrics)

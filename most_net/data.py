@@ -25,7 +25,7 @@ from .core import MostNetError, atomic_write_text, get_device
 __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'REQUIRED_COLUMNS', 'DatasetError', 'pad_to_square', 'crop_to_original',
            'uint8_to_tensor', 'tensor_to_uint8', 'preprocess', 'restore', 'postprocess_prediction', 'default_jitter',
            'augmentation_draws', 'augment_pairs', 'check_image_size', 'PairedImages', 'read_pairs', 'validate_dataset',
-           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'TensorLoader']
+           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'subset_draw_probabilities', 'TensorLoader']
 
 # %% ../nbs/02_data.ipynb #f120cc29
 class DatasetError(MostNetError):
@@ -379,11 +379,26 @@ class FaceSketchDataset(PairedImages):
         "The grey sketch of pair `index` as stored (250 x 200 uint8): the ground truth of every metric."
         return self._sketches[self._position(index)] if self.preload else _decode(self.path('sketches', index), 'L')
 
+# %% ../nbs/02_data.ipynb #b5ffa3ce
+def subset_draw_probabilities(dataset, subset_weights: dict[str, float]) -> torch.Tensor:
+    "Each pair's chance of being drawn so that the subsets come up in proportion to `subset_weights` (float64, sums to 1)."
+    subsets = list(getattr(dataset, 'subsets', None) or [])
+    if len(subsets) != len(dataset):
+        raise MostNetError(f'{dataset!r} names no subset per pair: subset-weighted batches need a dataset with subsets')
+    counts = Counter(subsets)
+    missing = sorted(set(counts) - set(subset_weights))
+    if missing or any(float(w) < 0 for w in subset_weights.values()) or not any(subset_weights.get(s, 0) for s in counts):
+        raise MostNetError(f'subset weights {subset_weights} must give every subset of the training pairs '
+                           f'({", ".join(sorted(counts))}) a weight >= 0, not all 0 (missing: {", ".join(missing) or "none"})')
+    chances = torch.tensor([float(subset_weights[s]) / counts[s] for s in subsets], dtype=torch.float64)
+    return chances / chances.sum()
+
 # %% ../nbs/02_data.ipynb #5224cba4
 class TensorLoader:
     "Batches of a small paired dataset kept as one uint8 tensor on `device`; shuffled, sliced per rank and augmented there."
     def __init__(self, dataset, batch_size: int, shuffle: bool = True, drop_last: bool = False, device=None,
-                 augment: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1, jitter: int | None = None):
+                 augment: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1, jitter: int | None = None,
+                 subset_weights: dict[str, float] | None = None):
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise MostNetError(f'TensorLoader needs batch_size >= 1 and 0 <= rank < world_size, got batch_size={batch_size}, '
                                f'rank={rank}, world_size={world_size}')
@@ -397,6 +412,7 @@ class TensorLoader:
         photos, sketches = self._stack(dataset)
         self.photos, self.sketches = photos.to(self.device), sketches.to(self.device)
         self.jitter = default_jitter(self.photos.shape[-1]) if jitter is None else int(jitter)
+        self.draw_probabilities = None if subset_weights is None else subset_draw_probabilities(dataset, subset_weights)
         if len(self) == 0:
             raise MostNetError(f'{len(dataset)} pairs make no full batch of {batch_size} (drop_last=True): '
                                'lower batch_size or use more data')
@@ -427,7 +443,9 @@ class TensorLoader:
         state = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0])
         generator = torch.Generator().manual_seed(state)
         count = len(self.photos)
-        order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
+        if self.draw_probabilities is not None:   # pairs drawn with replacement, subsets in the asked proportions
+            order = torch.multinomial(self.draw_probabilities, count, replacement=True, generator=generator)
+        else: order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
         flips, shifts = augmentation_draws(count, generator, self.jitter)
         return order.to(self.device), flips.to(self.device), shifts.to(self.device)
 

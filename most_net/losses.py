@@ -21,7 +21,7 @@ __all__ = ['GAN_MODES', 'PERCEPTUAL_NETS', 'PERCEPTUAL_DISTANCES', 'PAPER_TERMS'
            'IMAGENET_MEAN', 'IMAGENET_STD', 'LossConfig', 'PerceptualFeatures', 'generator_adversarial',
            'discriminator_terms', 'unit_features', 'unit_distance', 'feature_distance', 'LossInputs',
            'perceptual_features', 'adversarial_term', 'l1_term', 'style_term', 'content_term', 'mr_term',
-           'GeneratorLoss', 'DiscriminatorLoss']
+           'feature_matching_term', 'GeneratorLoss', 'DiscriminatorLoss']
 
 # %% ../nbs/09_losses.ipynb #5eb71ecb
 GAN_MODES = ('vanilla', 'lsgan', 'hinge')
@@ -171,7 +171,7 @@ def feature_distance(ours: torch.Tensor, theirs: torch.Tensor, kind: str = 'mse'
 # %% ../nbs/09_losses.ipynb #f85a14ce
 @dataclass
 class LossInputs:
-    "What a loss term may read: fake and sketch (B x 1 x H x W), photo, D's logits on the fake, the MR loss, the loss module."
+    "What a loss term may read: fake, sketch, photo, D's logits (and activations) on the fake, the MR loss, the loss module."
     fake: torch.Tensor
     sketch: torch.Tensor
     photo: torch.Tensor
@@ -179,6 +179,8 @@ class LossInputs:
     mr_loss: torch.Tensor | None
     loss: nn.Module                                        # the GeneratorLoss: its `config` and `perceptual` backbone
     features: dict[str, Any] = field(default_factory=dict)  # the backbone's features, computed once per step
+    d_fake_features: list[torch.Tensor] | None = None       # D's activations on (photo, fake), for terms that need them
+    d_real_features: list[torch.Tensor] | None = None       # ... on (photo, sketch), without gradient
 
     def zero(self) -> torch.Tensor:
         "An fp32 zero on the fake's device: the value of a term that does not apply."
@@ -224,6 +226,18 @@ def mr_term(inputs: LossInputs) -> torch.Tensor:
     "Eq. 13-14: the memory refinement loss the generator returned (0 when it returns none)."
     return inputs.zero() if inputs.mr_loss is None else inputs.mr_loss.float()
 
+# %% ../nbs/09_losses.ipynb #50451416
+@LOSS_TERMS.register('feature_matching')
+def feature_matching_term(inputs: LossInputs) -> torch.Tensor:
+    "pix2pixHD's feature matching: L1 of D's activations on the fake pair and the real pair, mean over D's layers."
+    if inputs.d_fake_features is None or inputs.d_real_features is None:
+        raise MostNetError("the 'feature_matching' term needs D's activations on the fake and the real pair: pass "
+                           'd_fake_features and d_real_features to GeneratorLoss (the training step does when it has a weight)')
+    pairs = list(zip(inputs.d_fake_features, inputs.d_real_features, strict=True))
+    return sum((fake.float() - real.detach().float()).abs().mean() for fake, real in pairs) / len(pairs)
+
+feature_matching_term.needs_discriminator_features = True
+
 # %% ../nbs/09_losses.ipynb #fa3959eb
 class GeneratorLoss(nn.Module):
     "Every generator loss term (unweighted, for logging) and their weighted sum `total` (paper eq. 15)."
@@ -239,11 +253,20 @@ class GeneratorLoss(nn.Module):
         if photo.dim() != 4 or photo.shape[1] != 3 or photo.shape[0] != fake.shape[0] or photo.shape[2:] != fake.shape[2:]:
             raise MostNetError(f'photo must be B x 3 x H x W matching the sketch {tuple(fake.shape)}, got {tuple(photo.shape)}')
 
+    @property
+    def needs_discriminator_features(self) -> bool:
+        "Whether a term with a weight reads D's activations (`feature_matching`): the step asks D for them then."
+        return any(weight and getattr(LOSS_TERMS[name], 'needs_discriminator_features', False)
+                   for name, weight in self.config.weights().items())
+
     def forward(self, fake: torch.Tensor, sketch: torch.Tensor, photo: torch.Tensor, d_fake_logits: torch.Tensor,
-                mr_loss: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                mr_loss: torch.Tensor | None = None, d_fake_features: list[torch.Tensor] | None = None,
+                d_real_features: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         "The paper's terms 'adv', 'l1', 'style', 'content', 'mr' and the extra ones (unweighted), and their weighted 'total'."
         self._check(fake, sketch, photo)
-        inputs, weights = LossInputs(fake, sketch, photo, d_fake_logits, mr_loss, self), self.config.weights()
+        inputs = LossInputs(fake, sketch, photo, d_fake_logits, mr_loss, self, d_fake_features=d_fake_features,
+                            d_real_features=d_real_features)
+        weights = self.config.weights()
         terms = {name: LOSS_TERMS[name](inputs) for name in weights}
         return {'total': sum(weight * terms[name] for name, weight in weights.items()), **terms}
 

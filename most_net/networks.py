@@ -370,9 +370,16 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
         init_weights(self, config.init_gain)
 
-    def forward(self, photo: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
+    def forward(self, photo: torch.Tensor, sketch: torch.Tensor, features: bool = False):
+        "The patch logits; with `features`, also the activation after each LeakyReLU (for feature matching)."
         check_images(photo, sketch, self.config, 'PatchDiscriminator')
-        return self.model(torch.cat([photo, sketch], dim=1))
+        x = torch.cat([photo, sketch], dim=1)
+        if not features: return self.model(x)
+        activations = []
+        for layer in self.model:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU): activations.append(x)
+        return x, activations
 
 # %% ../nbs/07_networks.ipynb #bb2cef83
 def build_generator(config: ModelConfig | None = None) -> nn.Module:

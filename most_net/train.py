@@ -33,7 +33,7 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_by
                            make_run_dir, portable_path, preflight_folder, quiet_torch_logs, repo_root,
                            resolve_channels_last, resolve_path, resolve_precision, run_lock, seed_everything,
                            unwrap_model, write_guard)
-from .data import TensorLoader
+from .data import TensorLoader, read_pairs
 from .distributed import wrap_for_distributed
 from .evaluation import open_split, predict_split, score_split
 from .generator_files import CHECKPOINT_FORMAT, ReadyGenerator, load_checkpoint, release_generator
@@ -41,12 +41,13 @@ from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .options import option_flag
-from .prepare import read_test_mix
+from .prepare import TEST_MIX_FILE, read_test_mix
 
 # %% auto #0
 __all__ = ['VALIDATION_KEYS', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult',
-           'Trainer', 'TrainingHook', 'LogHook', 'SampleHook', 'CheckpointHook', 'ValidationHook', 'TensorBoardHook',
-           'default_hooks', 'resume_command', 'evaluate_run', 'validation_weights', 'train']
+           'batch_subset_weights', 'Trainer', 'TrainingHook', 'LogHook', 'SampleHook', 'CheckpointHook',
+           'ValidationHook', 'TensorBoardHook', 'default_hooks', 'resume_command', 'evaluate_run', 'validation_weights',
+           'train']
 
 # %% ../nbs/15_train.ipynb #1105e398
 @dataclass
@@ -58,6 +59,21 @@ class RunResult:
     final_losses: dict[str, float]
     summary: dict[str, Any] | None = None
     stopped_by: str = 'steps'            # 'steps' (total_steps reached) | 'budget' (max_minutes spent) | 'SIGINT' | 'SIGTERM'
+
+# %% ../nbs/15_train.ipynb #f673a5e4
+def batch_subset_weights(config: TrainConfig, train_set) -> dict[str, float] | None:
+    "The subset weights of the training batches `config.batch_mix` asks for (None: every pair once an epoch)."
+    if config.batch_mix == 'data': return None
+    subsets = sorted(set(getattr(train_set, 'subsets', None) or []))
+    if config.batch_mix == 'equal': return {subset: 1.0 for subset in subsets}
+    mix = read_test_mix(config.data_root) if Path(str(config.data_root)).is_dir() else None
+    if mix is None and (Path(str(config.data_root)) / 'pairs.csv').is_file():
+        pairs = read_pairs(config.data_root)
+        mix = pairs.loc[pairs['split'] == 'test', 'subset'].value_counts().to_dict()
+    if not mix:
+        raise MostNetError(f"batch_mix='test' needs the test split's subset mix: {config.data_root} has neither "
+                           f"{TEST_MIX_FILE} nor test pairs in pairs.csv; use batch_mix='equal' or 'data'")
+    return {subset: float(mix.get(subset, 0)) for subset in subsets}
 
 # %% ../nbs/15_train.ipynb #6d879f50
 class Trainer:
@@ -76,7 +92,8 @@ class Trainer:
             raise MostNetError(f'{config.data_root}: {len(self.train_set)} training pairs, fewer than the batch size '
                                f'{config.batch_size}: lower batch_size')
         self.loader = TensorLoader(self.train_set, config.batch_size, shuffle=True, drop_last=True, device=self.device,
-                                   augment=config.augment, seed=config.seed, rank=rank, world_size=world_size)
+                                   augment=config.augment, seed=config.seed, rank=rank, world_size=world_size,
+                                   subset_weights=batch_subset_weights(config, self.train_set))
         self.steps_per_epoch = len(self.loader)
         self.total_steps = int(config.max_steps or config.epochs * self.steps_per_epoch)
         self.generator = build_generator(config.model_config()).to(self.device)
@@ -113,21 +130,31 @@ class Trainer:
             photo, sketch = photo.contiguous(memory_format=torch.channels_last), sketch.contiguous(memory_format=torch.channels_last)
         return photo, sketch
 
+    @staticmethod
+    def _discriminate(discriminator, photo: torch.Tensor, sketch: torch.Tensor, features: bool):
+        "D's logits and, when `features`, its activations (else None)."
+        if features: return discriminator(photo, sketch, features=True)
+        return discriminator(photo, sketch), None
+
     def train_step(self, photo: torch.Tensor, sketch: torch.Tensor) -> dict[str, torch.Tensor]:
         "One pix2pix-style step: G forward (memory update inside), D update, G update; losses stay on the device."
         self._g_train.train(); self._d_train.train()
+        matching = self.generator_loss.needs_discriminator_features   # D's activations for feature matching
         with autocast_context(self.device, self.amp_dtype):
             output = self._g_train(photo, sketch)
             fake = output.fake
-            d_real, d_fake = self._d_train(photo, sketch), self._d_train(photo, fake.detach())
+            d_real, real_features = self._discriminate(self._d_train, photo, sketch, matching)
+            d_fake = self._d_train(photo, fake.detach())
             d_losses = self.discriminator_loss(d_real.float(), d_fake.float())
         self.optimizer_d.zero_grad(set_to_none=True)
         d_losses['total'].backward()
         self.optimizer_d.step()
         self.discriminator.requires_grad_(False)
         with autocast_context(self.device, self.amp_dtype):
-            d_fake_for_g = self._d_for_g(photo, fake)
-            g_losses = self.generator_loss(fake.float(), sketch, photo, d_fake_for_g.float(), output.mr_loss)
+            d_fake_for_g, fake_features = self._discriminate(self._d_for_g, photo, fake, matching)
+            g_losses = self.generator_loss(fake.float(), sketch, photo, d_fake_for_g.float(), output.mr_loss,
+                                           d_fake_features=fake_features,
+                                           d_real_features=None if real_features is None else [f.detach() for f in real_features])
         self.optimizer_g.zero_grad(set_to_none=True)
         g_losses['total'].backward()
         self.optimizer_g.step()
