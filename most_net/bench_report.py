@@ -91,7 +91,8 @@ def _summary_cpu_loop(loop: pd.DataFrame) -> list[dict]:
     rows = [(f'training loop / its train_step alone ({size}, {row.precision}, every hook, EMA)', row.loop_over_step,
              'ratio', '<= 1.1') for row in loop.itertuples()]
     bf16 = loop[loop['precision'] == 'bf16'].iloc[0]
-    return rows + [(f'bf16 / fp32 speed-up ({size}): the loop (the step alone: {bf16.step_speedup_vs_fp32:.2f}x)',
+    return rows + [(f'bf16 / fp32 speed-up ({size}): the loop (the step alone: {bf16.step_speedup_vs_fp32:.2f}x; '
+                    f'its first call after the other precision ran, as cpu_step times it: {bf16.after_switch_speedup_vs_fp32:.2f}x)',
                     bf16.loop_speedup_vs_fp32, 'ratio', '')]
 
 def _summary_cpu_isa(isa: pd.DataFrame) -> list[dict]:
