@@ -129,7 +129,7 @@ def bench_memory(settings: BenchSettings) -> pd.DataFrame:
 # %% ../nbs/24_bench.ipynb #a5aabfd5
 def _objective(config) -> str:
     "The losses a benchmarked trainer computes (the pix2pix baseline keeps its own objective, as in training)."
-    losses = config.loss_config()
+    losses = config.objective()
     perceptual = 'no perceptual loss' if losses.perceptual_net == 'none' else f'{losses.perceptual_net} style/content (random weights)'
     return f'GAN + {losses.lambda_l1:g} x L1, {perceptual}' + (', MR' if config.variant == 'most_net' else '')
 
@@ -173,7 +173,7 @@ def bench_training(settings: BenchSettings, variants: Sequence[str] | None = Non
                 'precision': str(trainer.amp_dtype or torch.float32).replace('torch.', ''),
                 'channels_last': trainer.channels_last, 'compile': config.compile,
                 'objective': _objective(config),
-                'unet_downs': config.unet_downs, 'parameters_g': count_parameters(trainer.generator),
+                'unet_downs': config.model.unet_downs, 'parameters_g': count_parameters(trainer.generator),
                 'step_s': median, 'images_per_s': config.batch_size / median, 'samples': samples[variant],
                 'gflop_per_step': gflop, 'peak_bytes': peak, 'peak_method': method,
                 'memory_s': memory_s, 'memory_share': memory_s / median if memory_s is not None else None,

@@ -7,24 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from fastcore.basics import patch
 
 from .core import MostNetError
 from .losses import LossConfig
 from .metrics import METRICS
-from .networks import GENERATORS, ModelConfig
+from .networks import CONFIG_VERSION, GENERATORS, ModelConfig
 
 # %% auto #0
-__all__ = ['LR_POLICIES', 'PRESETS', 'TrainConfig', 'make_config']
+__all__ = ['LR_POLICIES', 'MODEL_FIELDS', 'LOSS_FIELDS', 'PRESETS', 'TrainConfig', 'make_config']
 
 # %% ../nbs/12_config.ipynb #01a23bc3
 LR_POLICIES = ('constant', 'linear')
+MODEL_FIELDS = tuple(spec.name for spec in dataclasses.fields(ModelConfig))   # the names make_config hands to ModelConfig
+LOSS_FIELDS = tuple(spec.name for spec in dataclasses.fields(LossConfig))     # ... and to LossConfig
 
 @dataclass
 class TrainConfig:
     "Every hyperparameter of a training run (paper section IV-A; where it is silent, our reading in nbs/index.ipynb)."
+    OLD_OPTIONS: ClassVar[dict[str, tuple[Any, Any]]] = {'model_overrides': (dict, {})}   # ModelConfig fields as one object
     name: str = 'most_net'
-    variant: str = 'most_net'
     preset: str = 'paper'
     # data
     data_root: str = 'synthetic'
@@ -43,30 +47,10 @@ class TrainConfig:
     lr_policy: str = 'constant'          # 'constant' | 'linear': pix2pix's linear decay to 0 over the second half
     seed: int = 0
     ema_decay: float = 0.0              # 0: off; else an EMA of G's weights, validated beside them
-    # losses (paper eq. 15: 1, 200, 40, 40, 10)
-    gan_mode: str = 'vanilla'
-    lambda_adv: float = 1.0
-    lambda_l1: float = 200.0
-    lambda_style: float = 40.0
-    lambda_content: float = 40.0
-    lambda_mr: float = 10.0
-    perceptual_net: str = 'vgg19'
-    perceptual_distance: str = 'mse'     # 'mse' (paper) | 'unit' (LPIPS-style unit-normalised features)
-    weights_path: str | None = None
-    baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared'
-    extra_losses: dict = field(default_factory=dict)   # {term: weight} of registered loss terms beyond the paper's five
-    # model (our defaults: nbs/index.ipynb, "Defaults where the paper is silent")
-    base_channels: int = 64
-    feature_channels: int = 256
-    encoder_blocks: int = 3
-    num_si_blocks: int = 3
-    decoder_upsample: str = 'transposed'  # 'transposed' | 'nearest' (resize, then conv)
-    num_slots: int = 512
-    temperature: float = 0.05
-    momentum: float = 0.999
-    unet_downs: int = 8
-    disc_channels: int = 64
-    model_overrides: dict = field(default_factory=dict)
+    # the networks and the losses, each checked by its own configuration
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    baseline_objective: str = 'pix2pix'   # pix2pix variant: 'pix2pix' (GAN + 100 x L1, Isola et al.) or 'shared' (`loss`)
     # engineering
     device: str = 'auto'
     precision: str = 'auto'
@@ -85,8 +69,9 @@ class TrainConfig:
     val_every_steps: int = 0             # 0: never; else every so many steps too (matched runs compare at equal steps)
 
     def __post_init__(self):
-        if self.variant not in GENERATORS:
-            raise MostNetError(f'variant {self.variant!r} unknown: choose one of {", ".join(GENERATORS)}')
+        if not isinstance(self.model, ModelConfig) or not isinstance(self.loss, LossConfig):
+            raise MostNetError('TrainConfig: model must be a ModelConfig and loss a LossConfig '
+                               '(make_config and TrainConfig.from_dict take their fields by name)')
         if self.baseline_objective not in ('pix2pix', 'shared'):
             raise MostNetError(f"baseline_objective {self.baseline_objective!r} unknown: choose 'pix2pix' or 'shared'")
         if self.precision not in ('auto', 'fp32', 'bf16'):
@@ -109,33 +94,45 @@ class TrainConfig:
             raise MostNetError(f'ema_decay must lie in [0, 1) (0: no EMA; 0.999 is usual), got {self.ema_decay}')
         self.metrics = tuple(self.metrics)
 
-    def model_config(self) -> ModelConfig:
-        "The generator's and discriminator's configuration for this run."
-        values = dict(variant=self.variant, base_channels=self.base_channels, feature_channels=self.feature_channels,
-                      encoder_blocks=self.encoder_blocks, num_si_blocks=self.num_si_blocks, num_slots=self.num_slots,
-                      temperature=self.temperature, momentum=self.momentum, unet_downs=self.unet_downs,
-                      disc_channels=self.disc_channels, decoder_upsample=self.decoder_upsample)
-        return ModelConfig(**{**values, **self.model_overrides})
+# %% ../nbs/12_config.ipynb #408c64e3
+@patch(as_prop=True)
+def variant(self: TrainConfig) -> str:
+    "The generator variant this run trains: its model's."
+    return self.model.variant
 
-    def loss_config(self) -> LossConfig:
-        "The losses' configuration for this run (a baseline with its own objective, pix2pix's: that one unless told otherwise)."
-        own_losses = GENERATORS[self.variant].own_losses
-        if own_losses is not None and self.baseline_objective == 'pix2pix':
-            return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, extra_losses=self.extra_losses, **own_losses)
-        return LossConfig(gan_mode=self.gan_mode, lambda_adv=self.lambda_adv, lambda_l1=self.lambda_l1,
-                          lambda_style=self.lambda_style, lambda_content=self.lambda_content,
-                          lambda_mr=self.lambda_mr, perceptual_net=self.perceptual_net, weights_path=self.weights_path,
-                          perceptual_distance=self.perceptual_distance, extra_losses=self.extra_losses)
+@patch
+def objective(self: TrainConfig) -> LossConfig:
+    "The losses this run trains with: `loss`, or the variant's own objective (pix2pix's) unless baseline_objective is 'shared'."
+    own_losses = GENERATORS[self.variant].own_losses
+    if own_losses is None or self.baseline_objective == 'shared': return self.loss
+    return LossConfig(gan_mode=self.loss.gan_mode, lambda_adv=self.loss.lambda_adv, extra_losses=self.loss.extra_losses,
+                      **own_losses)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), 'metrics': list(self.metrics)}
+# %% ../nbs/12_config.ipynb #338c5146
+def _as_values(config: Any) -> dict[str, Any]:
+    "A nested configuration as a dict, whether given as one (JSON) or as the dataclass."
+    return config.to_dict() if hasattr(config, 'to_dict') else dict(config or {})
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> 'TrainConfig':
-        "Rebuild a configuration from its JSON form, refusing names this version does not know."
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown: raise MostNetError(f'unknown training option(s) {unknown}: check the spelling against TrainConfig')
-        return cls(**values)
+@patch
+def to_dict(self: TrainConfig) -> dict[str, Any]:
+    "A JSON-ready dict: the run's own fields, the model's configuration under `model` and the losses' under `loss`."
+    values = {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
+    return {**values, 'model': self.model.to_dict(), 'loss': self.loss.to_dict(), 'metrics': list(self.metrics)}
+
+@patch(cls_method=True)
+def from_dict(cls: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+    "A configuration from its JSON form, nested or flat (older runs' config.json), refusing names this version does not know."
+    values = dict(values)
+    model = {'config_version': CONFIG_VERSION, **_as_values(values.pop('model', None))}
+    loss, overrides = _as_values(values.pop('loss', None)), values.pop('model_overrides', None) or {}
+    own_fields, own, unknown = {spec.name for spec in dataclasses.fields(cls)}, {}, []
+    for name, value in values.items():
+        if name in own_fields: own[name] = value
+        elif name in MODEL_FIELDS: model[name] = value
+        elif name in LOSS_FIELDS: loss[name] = value
+        else: unknown.append(name)
+    if unknown: raise MostNetError(f'unknown training option(s) {sorted(unknown)}: check the spelling against TrainConfig')
+    return cls(**own, model=ModelConfig.from_dict({**model, **overrides}), loss=LossConfig.from_dict(loss))
 
 # %% ../nbs/12_config.ipynb #e2fa4df2
 PRESETS: dict[str, dict[str, Any]] = {
@@ -147,7 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 checkpoint_every=100),
     'cpu256': dict(image_size=256, resize=False, epochs=1000, max_minutes=100.0, batch_size=8, base_channels=16,
                    feature_channels=64, encoder_blocks=2, num_slots=128, unet_downs=8, disc_channels=32,
-                   model_overrides={'si_hidden_channels': 64}, perceptual_net='squeezenet1_1', perceptual_distance='unit',
+                   si_hidden_channels=64, perceptual_net='squeezenet1_1', perceptual_distance='unit',
                    decoder_upsample='nearest', lr_policy='linear', log_every=10, sample_every=100, checkpoint_every=50),
     'pix2pix256': dict(variant='pix2pix', image_size=256, resize=False, epochs=1000, max_minutes=100.0, batch_size=8,
                        base_channels=64, unet_downs=8, disc_channels=64, perceptual_net='none', lr_policy='linear',
@@ -164,7 +161,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 def make_config(preset: str = 'paper', **overrides) -> TrainConfig:
-    "A `TrainConfig` from a preset with `overrides` on top (None values mean: keep the preset's)."
+    "A `TrainConfig` from a preset with `overrides` on top, by flat name (None values mean: keep the preset's)."
     if preset not in PRESETS:
         raise MostNetError(f'preset {preset!r} unknown: choose one of {", ".join(PRESETS)}')
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, 'preset': preset}

@@ -250,10 +250,9 @@ class GeneratorLoss(nn.Module):
 # %% ../nbs/09_losses.ipynb #f2ece962
 class DiscriminatorLoss(nn.Module):
     "pix2pix's discriminator loss: 'real' and 'fake' terms and their mean 'total'."
-    def __init__(self, gan_mode: str = 'vanilla'):
+    def __init__(self, config: LossConfig | str = 'vanilla'):
         super().__init__()
-        if gan_mode not in GAN_MODES: raise MostNetError(f'gan_mode {gan_mode!r} is not one of {", ".join(GAN_MODES)}')
-        self.gan_mode = gan_mode
+        self.gan_mode = (config if isinstance(config, LossConfig) else LossConfig(gan_mode=config)).gan_mode   # checked there
 
     def forward(self, d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         "{'total': 0.5 * (real + fake), 'real': ..., 'fake': ...} on D's logits."

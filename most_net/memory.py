@@ -16,7 +16,8 @@ from fastcore.basics import patch
 from .core import MostNetError, Registry
 
 # %% auto #0
-__all__ = ['MEMORY_OPTIONS', 'MEMORIES', 'to_slots', 'from_slots', 'full_precision', 'MemoryDictionary', 'Memory', 'make_memory']
+__all__ = ['MEMORY_OPTIONS', 'MEMORIES', 'to_slots', 'from_slots', 'full_precision', 'check_memory_options', 'MemoryDictionary',
+           'Memory', 'make_memory']
 
 # %% ../nbs/05_memory.ipynb #c75250a9
 def to_slots(feature_map: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,19 @@ def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type not in _AUTOCAST_DEVICES: return contextlib.nullcontext()
     return torch.autocast(device.type, enabled=False)
 
+# %% ../nbs/05_memory.ipynb #79434ee4
+def check_memory_options(num_slots: int = 512, dim: int = 256, momentum: float = 0.999, temperature: float = 0.05,
+                         read_chunk: int = 4096, renormalise_keys: bool = False) -> None:
+    "Raise a one-line MostNetError unless the memory's size, EMA decay, read temperature and read chunk are usable."
+    if int(num_slots) < 1 or int(dim) < 1:
+        raise MostNetError(f'the memory needs num_slots >= 1 and dim >= 1, got {num_slots} and {dim}')
+    if not 0.0 <= float(momentum) < 1.0:
+        raise MostNetError(f'memory momentum (EMA decay rate) must lie in [0, 1), got {momentum}; the paper uses 0.999')
+    if not float(temperature) > 0:
+        raise MostNetError(f'memory read temperature must be positive, got {temperature}; the default is 0.05')
+    if int(read_chunk) < 1:
+        raise MostNetError(f'read_chunk must be a positive number of rows, got {read_chunk}')
+
 # %% ../nbs/05_memory.ipynb #77555307
 class MemoryDictionary(nn.Module):
     "MOST-Net's memory: K photo-feature keys and sketch-feature values in buffers, EMA-updated and read by cosine attention."
@@ -46,14 +60,7 @@ class MemoryDictionary(nn.Module):
     def __init__(self, num_slots: int = 512, dim: int = 256, momentum: float = 0.999, temperature: float = 0.05,
                  read_chunk: int = 4096, renormalise_keys: bool = False):
         super().__init__()
-        if int(num_slots) < 1 or int(dim) < 1:
-            raise MostNetError(f'MemoryDictionary needs num_slots >= 1 and dim >= 1, got {num_slots} and {dim}')
-        if not 0.0 <= float(momentum) < 1.0:
-            raise MostNetError(f'memory momentum (EMA decay rate) must lie in [0, 1), got {momentum}; the paper uses 0.999')
-        if not float(temperature) > 0:
-            raise MostNetError(f'memory read temperature must be positive, got {temperature}; the default is 0.05')
-        if int(read_chunk) < 1:
-            raise MostNetError(f'read_chunk must be a positive number of rows, got {read_chunk}')
+        check_memory_options(num_slots, dim, momentum, temperature, read_chunk)
         self.num_slots, self.dim = int(num_slots), int(dim)
         self.momentum, self.temperature = float(momentum), float(temperature)
         self.read_chunk, self.renormalise_keys = int(read_chunk), bool(renormalise_keys)

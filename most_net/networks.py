@@ -15,7 +15,7 @@ import torch.utils._pytree as pytree
 
 from .core import MostNetError, Registry
 from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, conv_bias, get_norm
-from .memory import MEMORIES, make_memory, from_slots, to_slots
+from .memory import MEMORIES, check_memory_options, from_slots, make_memory, to_slots
 
 # %% auto #0
 __all__ = ['PIX2PIX_L1_WEIGHT', 'GENERATORS', 'CONFIG_VERSION', 'VARIANTS', 'VARIANT_TITLES', 'DECODER_UPSAMPLES',
@@ -96,7 +96,7 @@ class ModelConfig:
             if getattr(self, name) not in NORMS:
                 raise MostNetError(f'{name} {getattr(self, name)!r} unknown: choose one of {", ".join(NORMS)}')
         for name in ('in_channels', 'out_channels', 'base_channels', 'feature_channels', 'si_hidden_channels',
-                     'num_slots', 'read_chunk', 'disc_channels', 'disc_layers'):
+                     'disc_channels', 'disc_layers'):
             if int(getattr(self, name)) < 1: raise MostNetError(f'{name} must be at least 1, got {getattr(self, name)}')
         for name in ('downsamplings', 'encoder_blocks', 'num_si_blocks', 'decoder_blocks'):
             if int(getattr(self, name)) < 0: raise MostNetError(f'{name} must be 0 or more, got {getattr(self, name)}')
@@ -106,10 +106,13 @@ class ModelConfig:
         if self.decoder_upsample not in DECODER_UPSAMPLES:
             known = ', '.join(DECODER_UPSAMPLES)
             raise MostNetError(f'decoder_upsample {self.decoder_upsample!r} unknown: choose one of {known}')
-        if not float(self.temperature) > 0: raise MostNetError(f'temperature must be positive, got {self.temperature}')
-        if not 0 <= float(self.momentum) < 1:
-            raise MostNetError(f'momentum must lie in [0, 1), got {self.momentum} (paper: 0.999)')
+        check_memory_options(**self.memory_options())
         if not 0 <= float(self.unet_dropout) < 1: raise MostNetError(f'unet_dropout must lie in [0, 1), got {self.unet_dropout}')
+
+    def memory_options(self) -> dict[str, Any]:
+        "What the memory is built with: the names of MEMORY_OPTIONS, the memory's width being the features'."
+        return dict(num_slots=self.num_slots, dim=self.feature_channels, momentum=self.momentum, temperature=self.temperature,
+                    read_chunk=self.read_chunk, renormalise_keys=self.renormalise_keys)
 
     @property
     def use_memory(self) -> bool:
@@ -268,9 +271,7 @@ class MOSTNet(nn.Module):
         channels = config.feature_channels
         self.photo_encoder = FeatureEncoder(config.in_channels, config)
         self.sketch_encoder = FeatureEncoder(config.out_channels, config) if config.use_memory else None
-        self.memory = make_memory(config.memory, num_slots=config.num_slots, dim=channels, momentum=config.momentum,
-                                  temperature=config.temperature, read_chunk=config.read_chunk,
-                                  renormalise_keys=config.renormalise_keys) if config.use_memory else None
+        self.memory = make_memory(config.memory, **config.memory_options()) if config.use_memory else None
         self.si_blocks = nn.ModuleList([SIResBlock(channels, channels, config.si_hidden_channels)
                                         for _ in range(config.num_si_blocks)])
         self.decoder = SketchDecoder(config)

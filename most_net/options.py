@@ -16,7 +16,7 @@ from .core import MostNetError
 
 # %% auto #0
 __all__ = ['TRUE_WORDS', 'FALSE_WORDS', 'NONE_WORDS', 'option_flag', 'split_optional', 'type_name', 'parse_value', 'field_types',
-           'add_config_options', 'config_overrides']
+           'is_config_class', 'config_options', 'add_config_options', 'config_overrides', 'config_values']
 
 # %% ../nbs/01_options.ipynb #be089e58
 TRUE_WORDS, FALSE_WORDS, NONE_WORDS = ('true', 'yes', 'on', '1'), ('false', 'no', 'off', '0'), ('none', 'auto')
@@ -70,6 +70,23 @@ def field_types(config_class) -> dict[str, Any]:
     "Each field's type hint, the annotation text resolved."
     return typing.get_type_hints(config_class)
 
+def is_config_class(hint) -> bool:
+    "Whether a field's type hint is a configuration of its own (a dataclass), whose fields are options too."
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+def config_options(config_class, defaults: Any = None) -> dict[str, tuple[Any, Any]]:
+    "Each option of `config_class`, name -> (type hint, default): its fields, a nested config's fields, its `OLD_OPTIONS`."
+    hints, options = field_types(config_class), {}
+    defaults = config_class() if defaults is None else defaults
+    for spec in dataclasses.fields(config_class):
+        hint, default = hints[spec.name], getattr(defaults, spec.name)
+        inner = config_options(hint, default) if is_config_class(hint) else {spec.name: (hint, default)}
+        twice = sorted(set(inner) & set(options))
+        if twice: raise MostNetError(f'{config_class.__name__}: option(s) {twice} named by two of its configurations')
+        options.update(inner)
+    return {**options, **getattr(config_class, 'OLD_OPTIONS', {})}
+
+# %% ../nbs/01_options.ipynb #43af8b47
 def _metavar(hint) -> str:
     base = split_optional(hint)[0]
     origin = typing.get_origin(base) or base
@@ -77,20 +94,26 @@ def _metavar(hint) -> str:
 
 def add_config_options(parser: argparse.ArgumentParser, config_class, skip: typing.Iterable[str] = (),
                        title: str | None = None) -> argparse.ArgumentParser:
-    "One `--field-name VALUE` option per field of `config_class` not in `skip`; unset ones stay None."
-    hints, defaults, skip = field_types(config_class), config_class(), set(skip)
+    "One `--option-name VALUE` per option of `config_class` (`config_options`) not in `skip`; unset ones stay None."
+    skip = set(skip)
     group = parser.add_argument_group(title or f'{config_class.__name__} fields')
-    for spec in dataclasses.fields(config_class):
-        if spec.name in skip: continue
-        hint = hints[spec.name]
+    for name, (hint, default) in config_options(config_class).items():
+        if name in skip: continue
         extra = {'nargs': '?', 'const': 'true'} if split_optional(hint)[0] is bool else {}
-        group.add_argument(option_flag(spec.name), dest=spec.name, default=None, metavar=_metavar(hint), **extra,
-                           help=f'{type_name(hint)} (default: {getattr(defaults, spec.name)!r})')
+        group.add_argument(option_flag(name), dest=name, default=None, metavar=_metavar(hint), **extra,
+                           help=f'{type_name(hint)} (default: {default!r})')
     return parser
 
 def config_overrides(args: argparse.Namespace | dict, config_class, skip: typing.Iterable[str] = ()) -> dict[str, Any]:
-    "The fields of `config_class` given on the command line, each read by `parse_value`."
-    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
-    hints, skip = field_types(config_class), set(skip)
-    return {name: parse_value(values[name], hint, name) for name, hint in hints.items()
+    "The options of `config_class` given on the command line, each read by `parse_value`, by name (flat)."
+    values, skip = vars(args) if isinstance(args, argparse.Namespace) else dict(args), set(skip)
+    return {name: parse_value(values[name], hint, name) for name, (hint, _) in config_options(config_class).items()
             if name not in skip and values.get(name) is not None}
+
+def config_values(config: Any) -> dict[str, Any]:
+    "The value of each option of a config instance, a nested config's fields by their own names: what the options would give."
+    values = {}
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        values.update(config_values(value) if dataclasses.is_dataclass(value) else {spec.name: value})
+    return values

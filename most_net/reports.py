@@ -26,6 +26,7 @@ from .inference import Sketcher
 from .memory import to_slots
 from .metrics import METRICS, SUMMARY_KEYS, score_into
 from .networks import VARIANT_TITLES
+from .options import config_values
 from .synthetic import open_dataset
 from .config import TrainConfig
 from .evaluation import open_split, score_split
@@ -435,7 +436,8 @@ def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) 
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (of `scores` when given), checksums, terms."
-    summary, config = load_summary(run_dir), json.loads((Path(run_dir) / 'config.json').read_text())
+    summary = load_summary(run_dir)
+    config = config_values(TrainConfig.from_dict(json.loads((Path(run_dir) / 'config.json').read_text())))   # flat or nested
     release_path = Path(release_path)
     scored = load_summary(scores) if scores is not None else summary
     test_root = scored.get('test_root', summary['data_root'])

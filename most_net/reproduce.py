@@ -152,7 +152,7 @@ def check_perceptual_weights(configs: Sequence[TrainConfig]) -> None:
     "Fail now, with the fix, when a run's perceptual loss needs ImageNet weights that are not on this machine."
     from most_net.weights import find_weights
     for config in configs:
-        losses = config.loss_config()
+        losses = config.objective()
         if losses.perceptual_net == 'none': continue
         try: find_weights(losses.perceptual_net, losses.weights_path)
         except MostNetError as err:
@@ -178,7 +178,7 @@ def grid_settings(config: TrainConfig, device: str = 'auto'):
     "The `BenchSettings` that time `config`'s MOST-Net step: its preset, size, batch and perceptual backbone; 1 warm-up, 3 repeats."
     from most_net.bench_tools import bench_settings
     return bench_settings(device=device, preset=config.preset, image_size=config.image_size, batch_size=config.batch_size,
-                          perceptual_net=config.perceptual_net, variants=('most_net',), warmup=1, repeats=3)
+                          perceptual_net=config.loss.perceptual_net, variants=('most_net',), warmup=1, repeats=3)
 
 _NOT_FOR_BENCH = {'data_root', 'name', 'variant', 'max_minutes', 'max_steps', 'epochs', 'device'}
 

@@ -40,7 +40,7 @@ from .generator_files import CHECKPOINT_FORMAT, ReadyGenerator, load_checkpoint,
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
-from .options import option_flag
+from .options import config_values, option_flag
 from .prepare import read_test_mix
 
 # %% auto #0
@@ -79,10 +79,10 @@ class Trainer:
                                    augment=config.augment, seed=config.seed, rank=rank, world_size=world_size)
         self.steps_per_epoch = len(self.loader)
         self.total_steps = int(config.max_steps or config.epochs * self.steps_per_epoch)
-        self.generator = build_generator(config.model_config()).to(self.device)
-        self.discriminator = build_discriminator(config.model_config()).to(self.device)
-        self.generator_loss = GeneratorLoss(config.loss_config(), pretrained=pretrained).to(self.device)
-        self.discriminator_loss = DiscriminatorLoss(config.gan_mode).to(self.device)
+        self.generator = build_generator(config.model).to(self.device)
+        self.discriminator = build_discriminator(config.model).to(self.device)
+        self.generator_loss = GeneratorLoss(config.objective(), pretrained=pretrained).to(self.device)
+        self.discriminator_loss = DiscriminatorLoss(config.objective()).to(self.device)
         if self.channels_last:
             for module in (self.generator, self.discriminator, self.generator_loss):
                 module.to(memory_format=torch.channels_last)
@@ -492,8 +492,8 @@ def load_weights(self: Trainer, path: str | os.PathLike) -> None:
         raise MostNetError(f'warm start: {path} cannot be read ({type(err).__name__}: {err}); it may be truncated') from err
     if metadata.get('format') != WEIGHTS_FORMAT:
         raise MostNetError(f'warm start: {path} is not a most-net training weights file (format {WEIGHTS_FORMAT})')
-    saved = TrainConfig.from_dict(json.loads(metadata['config'])).model_config()
-    if saved != self.config.model_config():
+    saved = TrainConfig.from_dict(json.loads(metadata['config'])).model
+    if saved != self.config.model:
         raise MostNetError(f'warm start: {path} holds another architecture ({saved}); train with the options it was made with')
     for name, network in self._weights_networks():
         module = unwrap_model(network)
@@ -534,10 +534,10 @@ def agreed_stop_signal(self: Trainer) -> int:
 # %% ../nbs/15_train.ipynb #443a8f29
 def resume_command(config: TrainConfig, run_dir: str | os.PathLike, world_size: int = 1, evaluate: bool = True) -> str:
     "The shell command that continues a run from its last checkpoint: its preset, each option that differs from it, --resume."
-    base, preset_variant = make_config(config.preset, variant=config.variant).to_dict(), make_config(config.preset).variant
+    base, preset_variant = config_values(make_config(config.preset, variant=config.variant)), make_config(config.preset).variant
     words = ['most-net', 'train'] if world_size == 1 else ['torchrun', '--nproc_per_node', str(world_size), '-m', 'most_net.train_cli']
     words += ['--preset', config.preset]
-    for key, value in config.to_dict().items():
+    for key, value in config_values(config).items():
         if key == 'preset' or value is None or (value == base[key] and not (key == 'variant' and value != preset_variant)): continue
         text = (json.dumps(value, sort_keys=True) if isinstance(value, dict) else ','.join(value) if isinstance(value, (list, tuple))
                 else str(value).lower() if isinstance(value, bool) else str(value))
@@ -633,7 +633,7 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                       name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
                       steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
                       parameters_g=count_parameters(trainer.generator), batch_size=config.batch_size, image_size=config.image_size,
-                      perceptual=config.loss_config().perceptual_note, test_mode=config.test_mode,
+                      perceptual=config.objective().perceptual_note, test_mode=config.test_mode,
                       stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
                       train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
@@ -668,7 +668,7 @@ def score_validation(self: Trainer) -> list[dict[str, Any]] | None:
                      'train_minutes': round(self.train_seconds / 60, 3), 'weights': weights,
                      'pairs': int(scores.pop('count')), **scores})
         info = {'step': self.step, 'train_config': {**config.to_dict(), 'data_root': portable_path(config.data_root)}}
-        ready = ReadyGenerator(unwrap_model(generator), config.model_config(), config.image_size, config.resize,
+        ready = ReadyGenerator(unwrap_model(generator), config.model, config.image_size, config.resize,
                                str(self.run_dir), info)
         path = validation_weights(self.run_dir, self.step, weights)
         with write_guard(path): release_generator(ready, path)
