@@ -29,14 +29,15 @@ from most_net.bench_tools import (
     BenchSettings, bench_settings, count_step, fixed_batch, make_trainer, memory_operations, memory_step_time, peak_memory,
     time_callable)
 from .config import TrainConfig
-from .core import (MostNetError, autocast_context, describe_hardware, find_dataset, get_device, hardware_info,
-                           portable_path, repo_root, unwrap_model)
+from .core import (MostNetError, autocast_context, describe_hardware, get_device, hardware_info, portable_path,
+                           repo_root, unwrap_model)
 from .generator_files import released_generator_path
 from .inference import Sketcher
 from .memory import MemoryDictionary
 from .metrics import METRICS, evaluate_images, ground_truth_files, read_grey
 from .networks import count_parameters
 from .options import add_config_options, config_overrides
+from .synthetic import find_dataset
 from .train import Trainer
 
 # %% auto #0

@@ -98,7 +98,7 @@ class BenchSettings:
     # metrics on the CUFS test split (None: every test image)
     metric_images: int | None = None
     metric_repeats: int = 3
-    dataset: str | None = None              # CUFS folder; None: most_net.core.find_dataset('CUFS')
+    dataset: str | None = None              # CUFS folder; None: most_net.synthetic.find_dataset('CUFS')
     # the GPU options grid: 'auto' runs it on CUDA only
     grid: str = 'auto'
     epochs: int = 1000                      # paper budget for the projection

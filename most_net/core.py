@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import io
 import json
@@ -15,28 +14,22 @@ import platform
 import random
 import re
 import shutil
-import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Iterator
-
-try: import fcntl
-except ImportError: fcntl = None   # Windows: run folders are not locked
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'LOCK_NAME', 'MostNetError', 'Registry', 'get_device',
-           'unwrap_model', 'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'atomic_torch_save', 'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed',
-           'write_guard', 'is_out_of_memory', 'release_cached_memory', 'preflight_folder', 'repo_root', 'find_dataset',
-           'resolve_path', 'portable_path', 'portable_text', 'make_run_dir', 'run_lock', 'cpu_has_bf16',
-           'hardware_info', 'describe_hardware', 'resolve_precision', 'resolve_channels_last', 'autocast_context',
-           'quiet_torch_logs']
+__all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'MostNetError', 'Registry', 'get_device', 'unwrap_model',
+           'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'atomic_torch_save', 'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed', 'write_guard',
+           'is_out_of_memory', 'release_cached_memory', 'repo_root', 'resolve_path', 'portable_path', 'portable_text',
+           'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'resolve_precision', 'resolve_channels_last',
+           'autocast_context', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
 class MostNetError(Exception):
@@ -216,18 +209,6 @@ def release_cached_memory() -> None:
     mps = getattr(torch, 'mps', None)
     if mps is not None and torch.backends.mps.is_available(): mps.empty_cache()
 
-# %% ../nbs/00_core.ipynb #c2ae38bb
-def preflight_folder(folder: str | os.PathLike, need_bytes: int, what: str, fix: str) -> Path:
-    "Fail early, in one line, when `folder` cannot be written or its disk lacks `need_bytes` free for `what` (then: `fix`)."
-    folder = Path(folder)
-    with write_guard(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.most-net-write-check.'): pass
-    free = free_bytes(folder)
-    if free is not None and free < need_bytes:
-        raise MostNetError(f'{folder} has {format_bytes(free)} free but {what} need {format_bytes(need_bytes)}: {fix}')
-    return folder
-
 # %% ../nbs/00_core.ipynb #c0e93f46
 def repo_root(start: str | os.PathLike | None = None) -> Path:
     "The nearest folder at or above `start` (default: the working directory) that holds `settings.ini`."
@@ -235,20 +216,6 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / 'settings.ini').is_file(): return folder
     raise MostNetError(f'no settings.ini at or above {here}: run from inside a most-net checkout')
-
-def find_dataset(name: str = 'CUFS', root: str | os.PathLike | None = None) -> Path | None:
-    "Folder of dataset `name` (canonical layout with pairs.csv): `root`, `$MOST_NET_DATA`, `data/<name>`; None when absent."
-    candidates = []
-    if root is not None: candidates.append(Path(root))
-    if os.environ.get('MOST_NET_DATA'):
-        env = Path(os.environ['MOST_NET_DATA'])
-        candidates += [env / name, env]
-    try: top = repo_root()
-    except MostNetError: top = Path.cwd()
-    candidates.append(top / 'data' / name)
-    for folder in candidates:
-        if (folder / 'pairs.csv').is_file(): return folder.resolve()
-    return None
 
 # %% ../nbs/00_core.ipynb #e406c1c9
 def resolve_path(path: str | os.PathLike) -> Path:
@@ -290,44 +257,6 @@ def portable_text(text: str) -> str:
     for folder, name in _portable_roots():
         text = re.sub(re.escape(folder) + r'(?![\w.-])', lambda _: name, text)
     return text
-
-# %% ../nbs/00_core.ipynb #275c761f
-def make_run_dir(name: str | None = None, root: str | os.PathLike | None = None, exist_ok: bool = False) -> Path:
-    "Create `results/runs/<name>` (name defaults to a timestamp); refuse to reuse a non-empty one unless `exist_ok`."
-    root = Path(root) if root is not None else repo_root() / 'results' / 'runs'
-    name = name or _dt.datetime.now().strftime('%Y%m%d-%H%M%S')
-    if not re.fullmatch(r'[A-Za-z0-9._-]+', name) or name in ('.', '..'):
-        raise MostNetError(f'run name {name!r} may only hold letters, digits, ".", "_" and "-"')
-    run_dir = root / name
-    if run_dir.exists() and any(run_dir.iterdir()) and not exist_ok:
-        raise MostNetError(f'run directory {run_dir} already exists and is not empty: '
-                           'choose another name, resume it, or delete it')
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-# %% ../nbs/00_core.ipynb #53f1185d
-LOCK_NAME = '.lock'
-
-@contextlib.contextmanager
-def run_lock(run_dir: str | os.PathLike, active: bool = True):
-    "Hold `run_dir/.lock` while training: another process on the same folder fails in one line naming this one."
-    if not active or fcntl is None or not Path(run_dir).is_dir():   # a missing folder: the caller says what is wrong
-        yield None
-        return
-    path = Path(run_dir) / LOCK_NAME
-    with write_guard(path): handle = open(path, 'a+')
-    with handle:
-        try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = path.read_text().strip() or 'another process'
-            pid = holder.split()[1] if holder.startswith('process ') else '<pid>'
-            raise MostNetError(f'{run_dir} is being trained by {holder}: one process trains a run folder at a time; '
-                               f'wait for it to end, or stop it (kill -TERM {pid} writes a checkpoint) and then resume') from None
-        handle.truncate(0)
-        handle.write(f'process {os.getpid()} on {socket.gethostname()} since {time.strftime("%Y-%m-%d %H:%M:%S")}\n')
-        handle.flush()
-        try: yield path
-        finally: fcntl.flock(handle, fcntl.LOCK_UN)
 
 # %% ../nbs/00_core.ipynb #b86917d3
 def _cpu_name() -> str:

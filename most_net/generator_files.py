@@ -18,13 +18,15 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from .config import TrainConfig
 from .core import MostNetError, atomic_write_bytes, atomic_write_json, portable_path, repo_root, resolve_path
 from .networks import ModelConfig, build_generator
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'GENERATOR_FORMAT_VERSION', 'SHARD_NAME', 'MB', 'RELEASE_NAME',
-           'load_checkpoint', 'LoadedGenerator', 'read_generator', 'ReadyGenerator', 'open_generator', 'shard_name',
-           'release_generator', 'export_generator', 'file_sha256', 'release_checksums', 'released_generator_folders',
+__all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'GENERATOR_FORMAT', 'GENERATOR_FORMAT_VERSION', 'SHARD_NAME', 'MB',
+           'RELEASE_NAME', 'load_checkpoint', 'save_training_weights', 'read_training_weights', 'load_training_weights',
+           'LoadedGenerator', 'read_generator', 'ReadyGenerator', 'open_generator', 'shard_name', 'release_generator',
+           'export_generator', 'file_sha256', 'release_checksums', 'released_generator_folders',
            'released_generator_path', 'find_default_checkpoint']
 
 # %% ../nbs/13_generator_files.ipynb #cffbb1d5
@@ -45,6 +47,45 @@ def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict[str, An
         raise MostNetError(f'{path}: checkpoint format {state["format"]!r}, this most_net reads format {CHECKPOINT_FORMAT}: '
                            'use the most_net version that wrote it')
     return state
+
+# %% ../nbs/13_generator_files.ipynb #c92d9832
+WEIGHTS_FORMAT = 'most-net-training-weights-1'
+
+def save_training_weights(path: str | os.PathLike, networks: dict[str, nn.Module], step: int, train_seconds: float,
+                          config: dict[str, Any]) -> Path:
+    "Each network's weights and buffers (floats in fp16) with the step, the training time and the run's config, atomically."
+    from safetensors.torch import save
+    tensors = {f'{name}.{key}': (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
+               for name, network in networks.items() for key, value in network.state_dict().items()}
+    metadata = {'format': WEIGHTS_FORMAT, 'step': str(step), 'train_seconds': repr(train_seconds), 'config': json.dumps(config)}
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+def read_training_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    "The metadata (`step`, `train_seconds`, `config` as a dict) and tensors of `save_training_weights`'s file, checked."
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.is_file(): raise MostNetError(f'warm start: {path} does not exist: give the weights.safetensors a run wrote')
+    try:
+        with safe_open(path, framework='pt') as file:
+            metadata, tensors = file.metadata() or {}, {key: file.get_tensor(key) for key in file.keys()}
+    except Exception as err:
+        raise MostNetError(f'warm start: {path} cannot be read ({type(err).__name__}: {err}); it may be truncated') from err
+    if metadata.get('format') != WEIGHTS_FORMAT:
+        raise MostNetError(f'warm start: {path} is not a most-net training weights file (format {WEIGHTS_FORMAT})')
+    values = {'step': int(metadata['step']), 'train_seconds': float(metadata['train_seconds']), 'config': json.loads(metadata['config'])}
+    return values, tensors
+
+def load_training_weights(path: str | os.PathLike, networks: dict[str, nn.Module], model_config: ModelConfig) -> dict[str, Any]:
+    "Load the file into `networks` by name (a `generator_ema` it lacks starts from its generator) if it holds `model_config`."
+    metadata, tensors = read_training_weights(path)
+    saved = TrainConfig.from_dict(metadata['config']).model
+    if saved != model_config:
+        raise MostNetError(f'warm start: {path} holds another architecture ({saved}); train with the options it was made with')
+    for name, network in networks.items():
+        own = network.state_dict()
+        stored = name if f'{name}.{next(iter(own))}' in tensors else 'generator'   # an EMA new to this run starts from G
+        network.load_state_dict({key: tensors[f'{stored}.{key}'].to(value.dtype) for key, value in own.items()})
+    return metadata
 
 # %% ../nbs/13_generator_files.ipynb #2f81eac2
 GENERATOR_FORMAT = 'most-net-generator'

@@ -13,13 +13,13 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .core import resolve_path
+from .core import MostNetError, repo_root, resolve_path
 from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, FaceSketchDataset, PairedImages, staged_folder,
                            write_pairs_csv)
 
 # %% auto #0
 __all__ = ['SKIN_TONES', 'HAIR_COLOURS', 'IRIS_COLOURS', 'draw_synthetic_face', 'SyntheticFaceSketch', 'write_synthetic_dataset',
-           'open_dataset']
+           'open_dataset', 'find_dataset']
 
 # %% ../nbs/03_synthetic.ipynb #4efc3414
 SKIN_TONES = ((255, 224, 196), (241, 194, 167), (224, 172, 140), (198, 134, 98), (161, 102, 69), (112, 74, 50))
@@ -203,3 +203,18 @@ def open_dataset(data_root: str | os.PathLike, split: str = 'train', image_size:
         kwargs.pop('preload', None)
         return SyntheticFaceSketch(int(match.group(1) or 32), split=split, image_size=image_size, **kwargs)
     return FaceSketchDataset(resolve_path(data_root), split=split, image_size=image_size, **kwargs)
+
+# %% ../nbs/03_synthetic.ipynb #c13c96b4
+def find_dataset(name: str = 'CUFS', root: str | os.PathLike | None = None) -> Path | None:
+    "Folder of dataset `name` (canonical layout with pairs.csv): `root`, `$MOST_NET_DATA`, `data/<name>`; None when absent."
+    candidates = []
+    if root is not None: candidates.append(Path(root))
+    if os.environ.get('MOST_NET_DATA'):
+        env = Path(os.environ['MOST_NET_DATA'])
+        candidates += [env / name, env]
+    try: top = repo_root()
+    except MostNetError: top = Path.cwd()
+    candidates.append(top / 'data' / name)
+    for folder in candidates:
+        if (folder / 'pairs.csv').is_file(): return folder.resolve()
+    return None

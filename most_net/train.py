@@ -6,47 +6,38 @@
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
-import io
-import json
-import math
 import os
-import shlex
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
-import torchvision
 from fastcore.basics import patch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, make_config
-from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           autocast_context, cpu_has_bf16, format_bytes, get_device, hardware_info, is_out_of_memory,
-                           make_run_dir, portable_path, preflight_folder, quiet_torch_logs, repo_root,
-                           resolve_channels_last, resolve_path, resolve_precision, run_lock, seed_everything,
+from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_json, autocast_context,
+                           cpu_has_bf16, get_device, hardware_info, is_out_of_memory, portable_path,
+                           quiet_torch_logs, repo_root, resolve_channels_last, resolve_path, resolve_precision, seed_everything,
                            unwrap_model, write_guard)
 from .data import TensorLoader
 from .distributed import wrap_for_distributed
-from .evaluation import open_split, predict_split, score_split
-from .generator_files import CHECKPOINT_FORMAT, ReadyGenerator, load_checkpoint, release_generator
+from .evaluation import open_split, predict_split
+from .generator_files import CHECKPOINT_FORMAT, load_checkpoint, load_training_weights, save_training_weights
+from .hooks import TrainingHook, default_hooks
 from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
-from .options import config_values, option_flag
-from .prepare import read_test_mix
+from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, checkpoint_bytes, make_run_dir,
+                                 preflight_folder, remove_stale_temporaries, required_bytes, resume_command, run_lock,
+                                 sample_grid_bytes)
 
 # %% auto #0
-__all__ = ['VALIDATION_KEYS', 'WEIGHTS_FORMAT', 'STOP_SIGNALS', 'REPEAT_SECONDS', 'PREDICTION_BYTES', 'STOP_NAMES', 'RunResult',
-           'Trainer', 'TrainingHook', 'LogHook', 'SampleHook', 'CheckpointHook', 'ValidationHook', 'TensorBoardHook',
-           'default_hooks', 'resume_command', 'evaluate_run', 'validation_weights', 'train']
+__all__ = ['RunResult', 'Trainer', 'evaluate_run', 'train']
 
 # %% ../nbs/17_train.ipynb #1105e398
 @dataclass
@@ -206,52 +197,6 @@ def write_config(self: Trainer) -> None:
     path = self.run_dir / 'config.json'
     with write_guard(path): atomic_write_json(path, {**self.config.to_dict(), 'data_root': portable_path(self.config.data_root)})
 
-@patch
-def save_samples(self: Trainer) -> Path | None:
-    "A grid of the fixed training photos, their sketches and the current fakes (rank 0 only)."
-    if not self.is_main: return None
-    generator = unwrap_model(self.generator)
-    was_training = generator.training
-    generator.eval()
-    with torch.no_grad(): fakes = generator(self.sample_photos).fake.float()
-    generator.train(was_training)
-    rgb = lambda images: images.float().expand(-1, 3, -1, -1)
-    rows = torch.cat([self.sample_photos.float(), rgb(self.sample_sketches), rgb(fakes)])
-    grid = torchvision.utils.make_grid(rows.cpu(), nrow=len(self.sample_photos), normalize=True, value_range=(-1, 1))
-    self.last_samples = (self.step, grid)      # for hooks that show it elsewhere (TensorBoard)
-    buffer = io.BytesIO()
-    Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buffer, format='PNG')
-    path = self.run_dir / 'samples' / f'step_{self.step:06d}.png'
-    with write_guard(path): return atomic_write_bytes(path, buffer.getvalue())
-
-@patch
-def _write_log(self: Trainer, rows: list[dict[str, float]]) -> None: self._write_csv_rows(self.run_dir / 'log.csv', rows)
-
-@patch
-def _write_csv_rows(self: Trainer, path: Path, rows: list[dict[str, Any]]) -> None:
-    "Append rows to a CSV file of the run (the header when it is new), atomically."
-    existing = path.read_text() if path.exists() else ''
-    old = list(csv.DictReader(io.StringIO(existing)))
-    header = next(csv.reader(io.StringIO(existing)), [])
-    fields = header + [key for row in rows for key in row if key not in header]
-    fields = list(dict.fromkeys(fields))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields)
-    if fields == header: out.write(existing)                     # the usual case: append to the file as it is
-    else: writer.writeheader(); writer.writerows(old)           # new columns (an older run resumed): rewrite with them
-    writer.writerows(rows)
-    with write_guard(path): atomic_write_text(path, out.getvalue())
-
-@patch
-def _memory_statistics(self: Trainer) -> dict[str, float]:
-    "Share of memory keys matched since the last log (nothing when the generator has no memory)."
-    memory = getattr(unwrap_model(self.generator), 'memory', None)
-    if memory is None: return {}
-    usage = memory.key_usage.detach().clone()
-    previous = getattr(self, '_last_usage', torch.zeros_like(usage))
-    self._last_usage = usage
-    return {'memory_used_fraction': ((usage - previous) > 0).float().mean().item()}
-
 # %% ../nbs/17_train.ipynb #5790494e
 @patch(as_prop=True)
 def budget_seconds(self: Trainer) -> float | None:
@@ -310,22 +255,8 @@ def stop_reason(self: Trainer) -> str | None:
     "Why training ends after this step: 'steps' (the last one), 'budget', a stop signal's name; None to go on."
     if self.step == self.total_steps: return 'steps'
     if self._budget_spent(): return 'budget'
-    if (signum := self.agreed_stop_signal()): return signal.Signals(signum).name
+    if (signum := agreed_stop_signal(self.stop_signal, self.world_size, self.device)): return signal.Signals(signum).name
     return None
-
-@patch
-def close_log_window(self: Trainer, sums: dict[str, torch.Tensor], count: int, bar) -> dict[str, float]:
-    "The mean losses of the steps since the last row (finite, or stop), the memory's usage: a log.csv row and the bar."
-    means = {key: (value / count).item() for key, value in sums.items()}
-    bad = {key: value for key, value in means.items() if not math.isfinite(value)}
-    if bad: raise MostNetError(f'non-finite loss at step {self.step} ({bad}); the last good checkpoint '
-                               f'{self.checkpoint_path} is kept: lower the learning rates or use fp32')
-    means.update(self._memory_statistics())
-    if self.is_main:
-        self._write_log([{'step': self.step, 'epoch': self.step / self.steps_per_epoch, 'seconds': round(self.train_seconds, 3), **means}])
-    left = {} if self.budget_seconds is None else {'left': f'{max(0.0, self.budget_seconds - self.train_seconds) / 60:.1f} min'}
-    bar.set_postfix(g=f"{means['g_total']:.3f}", d=f"{means['d_total']:.3f}", **left)
-    return means
 
 @patch
 def validation_due(self: Trainer, at_end: bool = False) -> bool:
@@ -347,42 +278,6 @@ def finish(self: Trainer, wall_seconds: float, last_logged: dict[str, float]) ->
               f'of {self.total_steps}', flush=True)
     return RunResult(self.run_dir, self.step, wall_seconds, last_logged, stopped_by=self.stopped_by)
 
-# %% ../nbs/17_train.ipynb #c8477b79
-class TrainingHook:
-    "What `fit` calls at the named points of the loop; subclass it and override the points you need (each gets the trainer)."
-    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
-        "After every step (`trainer.step` done, `trainer.at_end` says whether it was the last); losses stay on the device."
-    def checkpoint(self, trainer: Trainer) -> None:
-        "Every `checkpoint_every` steps and after the last step."
-    def validation(self, trainer: Trainer) -> None:
-        "When validation is due (every `val_every_minutes` / `val_every_steps` and at the end); not training time."
-    def stop(self, trainer: Trainer) -> None:
-        "Once when the loop has ended, also when an error ended it: close what the hook opened."
-
-class LogHook(TrainingHook):
-    "The mean losses since the last row into log.csv and the bar, every `log_every` steps, every checkpoint and at the end."
-    def __init__(self): self.sums, self.count = {}, 0
-    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
-        for key, value in losses.items(): self.sums[key] = self.sums.get(key, 0) + value
-        self.count += 1
-        step, config = trainer.step, trainer.config
-        if step % config.log_every == 0 or step % config.checkpoint_every == 0 or trainer.at_end:
-            trainer.last_logged = trainer.close_log_window(self.sums, self.count, trainer.progress_bar)
-            trainer.last_logged_step, self.sums, self.count = step, {}, 0
-
-class SampleHook(TrainingHook):
-    "The sample grid every `sample_every` steps and at the end."
-    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
-        if trainer.step % trainer.config.sample_every == 0 or trainer.at_end: trainer.save_samples()
-
-class CheckpointHook(TrainingHook):
-    "last.pt (and the weights file beside it) at every checkpoint point."
-    def checkpoint(self, trainer: Trainer) -> None: trainer.save_checkpoint()
-
-class ValidationHook(TrainingHook):
-    "Score the validation pairs: rows of val_curve.csv and the scored generators (`trainer.last_validation`: the rows)."
-    def validation(self, trainer: Trainer) -> None: trainer.last_validation = trainer.score_validation()
-
 # %% ../nbs/17_train.ipynb #b5ab4e1c
 @patch
 def fit(self: Trainer, progress: bool = True, hooks: Sequence[TrainingHook] = ()) -> RunResult:
@@ -393,7 +288,7 @@ def fit(self: Trainer, progress: bool = True, hooks: Sequence[TrainingHook] = ()
     hooks, self.last_logged, self.at_end = default_hooks() + list(hooks), {}, False
     self.progress_bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and self.is_main),
                              desc=f'{config.name} ({config.variant})', unit='step', dynamic_ncols=True)
-    restore_signals = self.catch_stop_signals()
+    restore_signals = catch_stop_signals(self)
     try:
         for batch in self.batches() if self.step < self.total_steps else ():
             losses = self.step_on(batch)
@@ -417,133 +312,31 @@ def fit(self: Trainer, progress: bool = True, hooks: Sequence[TrainingHook] = ()
         for hook in hooks: hook.stop(self)
     return self.finish(time.perf_counter() - start, self.last_logged)
 
-# %% ../nbs/17_train.ipynb #4218b748
-VALIDATION_KEYS = ('step', 'epoch', 'train_minutes', 'weights', 'pairs')   # the columns of val_curve.csv that are not metrics
-
-class TensorBoardHook(TrainingHook):
-    "Losses, memory usage, validation metrics and sample grids into `run_dir/tensorboard` (rank 0)."
-    def __init__(self): self.writer = None
-
-    def _writer(self, trainer: Trainer):
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter   # imports tensorboard: only when a run trains
-            resumed_at = trainer.step if trainer.step > 1 else None   # a resumed run: its events from this step on are replaced
-            self.writer = SummaryWriter(log_dir=str(trainer.run_dir / 'tensorboard'), purge_step=resumed_at)
-        return self.writer
-
-    def step_end(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> None:
-        if not trainer.is_main: return
-        if getattr(trainer, 'last_logged_step', None) == trainer.step:
-            for key, value in trainer.last_logged.items(): self._writer(trainer).add_scalar(f'train/{key}', value, trainer.step)
-        samples = getattr(trainer, 'last_samples', None)
-        if samples is not None and samples[0] == trainer.step:
-            self._writer(trainer).add_image('samples', samples[1], trainer.step)
-
-    def validation(self, trainer: Trainer) -> None:
-        for row in getattr(trainer, 'last_validation', None) or []:
-            for key, value in row.items():
-                if key not in VALIDATION_KEYS and isinstance(value, (int, float)):
-                    self._writer(trainer).add_scalar(f"val_{row['weights']}/{key}", value, trainer.step)
-
-    def checkpoint(self, trainer: Trainer) -> None:
-        if self.writer is not None: self.writer.flush()
-
-    def stop(self, trainer: Trainer) -> None:
-        if self.writer is not None: self.writer.close()
-
-def default_hooks() -> list[TrainingHook]:
-    "The hooks every run has, in calling order: log, samples, checkpoint, validation, TensorBoard."
-    return [LogHook(), SampleHook(), CheckpointHook(), ValidationHook(), TensorBoardHook()]
-
 # %% ../nbs/17_train.ipynb #a71fa5b4
-WEIGHTS_FORMAT = 'most-net-training-weights-1'
-
 @patch(as_prop=True)
 def weights_file(self: Trainer) -> Path: return self.checkpoint_path.with_name('weights.safetensors')
 
 @patch
-def _weights_networks(self: Trainer) -> list[tuple[str, torch.nn.Module]]:
-    "The networks a weights file holds, by name: G, D and G's EMA when there is one."
-    ema = [] if self.generator_ema is None else [('generator_ema', self.generator_ema)]
-    return [('generator', self.generator), ('discriminator', self.discriminator)] + ema
+def _weights_networks(self: Trainer) -> dict[str, torch.nn.Module]:
+    "The networks a weights file holds, by name, unwrapped: G, D and G's EMA when there is one."
+    networks = {'generator': self.generator, 'discriminator': self.discriminator, 'generator_ema': self.generator_ema}
+    return {name: unwrap_model(network) for name, network in networks.items() if network is not None}
 
 @patch
 def save_weights(self: Trainer, path: str | os.PathLike | None = None) -> Path | None:
-    "G's and D's weights and buffers (floats in fp16) with the step and training time: what a warm start needs (rank 0)."
+    "G's, D's (and the EMA's) weights with the step and training time, `save_training_weights`'s file: a warm start's (rank 0)."
     if not self.is_main: return None
-    from safetensors.torch import save
     path = Path(path or self.weights_file)
-    tensors = {f'{name}.{key}': (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
-               for name, network in self._weights_networks() for key, value in unwrap_model(network).state_dict().items()}
-    metadata = {'format': WEIGHTS_FORMAT, 'step': str(self.step), 'train_seconds': repr(self.train_seconds),
-                'config': json.dumps(self.config.to_dict())}
-    with write_guard(path): return atomic_write_bytes(path, save(tensors, metadata=metadata))
+    with write_guard(path):
+        return save_training_weights(path, self._weights_networks(), self.step, self.train_seconds, self.config.to_dict())
 
 @patch
 def load_weights(self: Trainer, path: str | os.PathLike) -> None:
     "A warm start from `save_weights`'s file: its weights, step and training time; the optimisers keep fresh moments."
-    from safetensors import safe_open
-    path = Path(path)
-    if not path.is_file(): raise MostNetError(f'warm start: {path} does not exist: give the weights.safetensors a run wrote')
-    try:
-        with safe_open(path, framework='pt') as file:
-            metadata, tensors = file.metadata() or {}, {key: file.get_tensor(key) for key in file.keys()}
-    except Exception as err:
-        raise MostNetError(f'warm start: {path} cannot be read ({type(err).__name__}: {err}); it may be truncated') from err
-    if metadata.get('format') != WEIGHTS_FORMAT:
-        raise MostNetError(f'warm start: {path} is not a most-net training weights file (format {WEIGHTS_FORMAT})')
-    saved = TrainConfig.from_dict(json.loads(metadata['config'])).model
-    if saved != self.config.model:
-        raise MostNetError(f'warm start: {path} holds another architecture ({saved}); train with the options it was made with')
-    for name, network in self._weights_networks():
-        module = unwrap_model(network)
-        own = module.state_dict()
-        stored = name if f'{name}.{next(iter(own))}' in tensors else 'generator'   # an EMA new to this run starts from G
-        module.load_state_dict({key: tensors[f'{stored}.{key}'].to(value.dtype) for key, value in own.items()})
-    self.step, self.train_seconds = int(metadata['step']), float(metadata['train_seconds'])
-
-# %% ../nbs/17_train.ipynb #820630cd
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-REPEAT_SECONDS = 1.0   # a signal again within this is the same request arriving twice (directly and forwarded by torchrun)
-
-@patch
-def catch_stop_signals(self: Trainer) -> Callable[[], None]:
-    "Make SIGINT and SIGTERM ask the loop to stop after the current step (Ctrl-C again stops at once); returns the undo."
-    if threading.current_thread() is not threading.main_thread(): return lambda: None   # only the main thread may handle signals
-    first_at = None
-    def request_stop(signum, frame):
-        nonlocal first_at
-        if self.stop_signal is None: self.stop_signal, first_at = signum, time.monotonic()
-        elif signum == signal.SIGINT and first_at is not None and time.monotonic() - first_at > REPEAT_SECONDS:
-            raise KeyboardInterrupt   # Ctrl-C again: stop now (last.pt is whole: writes are atomic)
-    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
-    def restore() -> None:
-        for signum, handler in previous.items(): signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-    return restore
-
-@patch
-def agreed_stop_signal(self: Trainer) -> int:
-    "The stop signal any process received (0: none); every rank gets the same answer, so all stop after the same step."
-    signum = int(self.stop_signal or 0)
-    if self.world_size > 1:
-        flag = torch.tensor(signum, device=self.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        signum = int(flag.item())
-    return signum
+    metadata = load_training_weights(path, self._weights_networks(), self.config.model)
+    self.step, self.train_seconds = metadata['step'], metadata['train_seconds']
 
 # %% ../nbs/17_train.ipynb #443a8f29
-def resume_command(config: TrainConfig, run_dir: str | os.PathLike, world_size: int = 1, evaluate: bool = True) -> str:
-    "The shell command that continues a run from its last checkpoint: its preset, each option that differs from it, --resume."
-    base, preset_variant = config_values(make_config(config.preset, variant=config.variant)), make_config(config.preset).variant
-    words = ['most-net', 'train'] if world_size == 1 else ['torchrun', '--nproc_per_node', str(world_size), '-m', 'most_net.train_cli']
-    words += ['--preset', config.preset]
-    for key, value in config_values(config).items():
-        if key == 'preset' or value is None or (value == base[key] and not (key == 'variant' and value != preset_variant)): continue
-        text = (json.dumps(value, sort_keys=True) if isinstance(value, dict) else ','.join(value) if isinstance(value, (list, tuple))
-                else str(value).lower() if isinstance(value, bool) else str(value))
-        words += [option_flag(key), text]
-    return shlex.join(words + ['--run-dir', str(Path(run_dir).absolute()), '--resume'] + ([] if evaluate else ['--no-evaluate']))
-
 @patch
 def recovery_note(self: Trainer, evaluate: bool = True) -> str:
     "What is safe after a fault and how to go on: the last good checkpoint and the command that resumes it."
@@ -552,43 +345,16 @@ def recovery_note(self: Trainer, evaluate: bool = True) -> str:
             f'{resume_command(self.config, self.run_dir, self.world_size, evaluate)}')
 
 # %% ../nbs/17_train.ipynb #91a7637e
-PREDICTION_BYTES = 250 * 200 + 1024      # a 200 x 250 grey PNG at most: the raw pixels, one filter byte per row, headers
-
-@patch
-def checkpoint_bytes(self: Trainer) -> int:
-    "A checkpoint's size from the model: last.pt (weights, buffers, Adam's two moments, 1 MB more) and its fp16 weights file."
-    networks = (unwrap_model(self.generator), unwrap_model(self.discriminator))
-    tensors = sum(t.numel() * t.element_size() for network in networks for t in network.state_dict().values())
-    moments = 2 * sum(p.numel() * p.element_size() for network in networks for p in network.parameters())
-    return tensors + moments + 2**20 + tensors // 2
-
-@patch
-def required_bytes(self: Trainer, evaluate: bool = True) -> tuple[int, str]:
-    "Bytes the run folder needs free at its peak, and what they are for (two checkpoints, predictions, a sample grid)."
-    checkpoint = self.checkpoint_bytes()
-    held = self.checkpoint_path.stat().st_size if self.checkpoint_path.is_file() else 0   # a resumed run's last.pt is already there
-    side = self.config.image_size + 2
-    grid = 3 * (3 * side + 2) * (len(self.sample_photos) * side + 2) + 4096
-    tests = len(open_split(self.config, 'test', preload=False)) if evaluate else 0   # counted, not decoded
-    need = max(0, 2 * checkpoint - held) + tests * PREDICTION_BYTES + grid
-    what = (f'two checkpoints ({format_bytes(checkpoint)} each)' + (f', {tests} test predictions' if tests else '')
-            + ' and a sample grid')
-    return need, what
-
 @patch
 def preflight(self: Trainer, evaluate: bool = True) -> int:
     "Before training: fail in one line unless the run folder is writable and its disk has room for the run's peak."
     if not self.is_main: return 0
-    need, what = self.required_bytes(evaluate)
+    held = self.checkpoint_path.stat().st_size if self.checkpoint_path.is_file() else 0   # a resumed run's last.pt is already there
+    tests = len(open_split(self.config, 'test', preload=False)) if evaluate else 0        # counted, not decoded
+    grid = sample_grid_bytes(self.config.image_size, len(self.sample_photos))
+    need, what = required_bytes(checkpoint_bytes(self.generator, self.discriminator), held, tests, grid)
     preflight_folder(self.run_dir, need, what, 'free space on that disk or choose another --run-dir')
     return need
-
-@patch
-def remove_stale_temporaries(self: Trainer) -> list[Path]:
-    "Remove the temporary files that writes cut short by SIGKILL or a power cut left in the run folder (rank 0)."
-    stale = sorted(path for path in self.run_dir.rglob('.*.tmp') if path.is_file()) if self.is_main else []
-    for path in stale: path.unlink(missing_ok=True)
-    return stale
 
 # %% ../nbs/17_train.ipynb #6b796f08
 @patch
@@ -637,49 +403,9 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                       stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
                       train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
-# %% ../nbs/17_train.ipynb #156f55a1
-def validation_weights(run_dir: str | os.PathLike, step: int, weights: str = 'raw') -> Path:
-    "Where a run keeps the generator it scored on validation at `step` (`weights`: 'raw' or 'ema')."
-    return Path(run_dir) / 'checkpoints' / 'val' / f'step_{int(step):06d}_{weights}.safetensors'
-
-@patch
-def validated_generators(self: Trainer) -> list[tuple[str, torch.nn.Module]]:
-    "The generators validation scores: G ('raw') and its EMA ('ema') when the run keeps one."
-    return [('raw', self.generator)] + ([] if self.generator_ema is None else [('ema', self.generator_ema)])
-
-@patch
-def _open_validation(self: Trainer) -> None:
-    "The validation pairs (`val_root`'s test split) and the test split's subset mix they stand for (None: as carved)."
-    self._val_set = open_split(dataclasses.replace(self.config, data_root=self.config.val_root), 'test')
-    root = getattr(self._val_set, 'root', None)
-    self._val_mix = read_test_mix(root) if root is not None else None
-
-@patch
-def score_validation(self: Trainer) -> list[dict[str, Any]] | None:
-    "Score the validation pairs with G (and its EMA); append the rows to val_curve.csv, keep each scored G (rank 0)."
-    config = self.config
-    if not (self.is_main and config.val_root): return None
-    if getattr(self, '_val_set', None) is None: self._open_validation()
-    rows = []
-    for weights, generator in self.validated_generators():
-        scores = score_split(generator, self._val_set, config.metrics, self.device, config.eval_batch_size, self.amp_dtype,
-                             config.test_mode, mix=self._val_mix)
-        rows.append({'step': self.step, 'epoch': round(self.step / self.steps_per_epoch, 3),
-                     'train_minutes': round(self.train_seconds / 60, 3), 'weights': weights,
-                     'pairs': int(scores.pop('count')), **scores})
-        info = {'step': self.step, 'train_config': {**config.to_dict(), 'data_root': portable_path(config.data_root)}}
-        ready = ReadyGenerator(unwrap_model(generator), config.model, config.image_size, config.resize,
-                               str(self.run_dir), info)
-        path = validation_weights(self.run_dir, self.step, weights)
-        with write_guard(path): release_generator(ready, path)
-    self._write_csv_rows(self.run_dir / 'val_curve.csv', rows)
-    return rows
-
 # %% ../nbs/17_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:
     if world_size > 1: torch.distributed.barrier()
-
-STOP_NAMES = tuple(signum.name for signum in STOP_SIGNALS)   # RunResult.stopped_by of a run a signal stopped
 
 def _in_ipython() -> bool:
     "Whether this runs in an IPython shell or Jupyter kernel (where Ctrl-C / 'interrupt kernel' must stop the cells after it too)."
@@ -702,7 +428,7 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
             if not trainer.checkpoint_path.is_file():
                 raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
             trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
-            trainer.remove_stale_temporaries()
+            remove_stale_temporaries(run_dir)
         if warm_start is not None: trainer.load_weights(resolve_path(warm_start))
         trainer.preflight(evaluate)
         if rank == 0: print(trainer.setting_line(), flush=True)

@@ -12,7 +12,8 @@ import sys
 from .distributed import distributed_env, init_distributed, shutdown_distributed
 from .options import add_config_options, config_overrides
 from .config import PRESETS, TrainConfig, make_config
-from .train import STOP_NAMES, train
+from .safeguards import STOP_NAMES
+from .train import train
 
 # %% auto #0
 __all__ = ['train_cli']

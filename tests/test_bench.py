@@ -10,7 +10,7 @@ from most_net.bench import bench_cli, run_benchmarks
 from most_net.bench_report import HARDWARE_COLUMNS
 from most_net.bench_tools import bench_settings
 from most_net.cli import main
-from most_net.core import find_dataset
+from most_net.synthetic import find_dataset
 
 SETTINGS = {'preset': 'tiny', 'image_size': 32, 'batch_size': 2, 'warmup': 1, 'perceptual_net': 'none', 'memory_dim': 16,
             'memory_batch': 1, 'paper_slots': 64, 'paper_side': 16, 'slot_counts': '32,64', 'position_sides': '8,16',

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from most_net.core import MostNetError, find_dataset
+from most_net.core import MostNetError
+from most_net.synthetic import find_dataset
 from most_net.data import (CUFS_HW, DatasetError, FaceSketchDataset, TensorLoader, crop_to_original,
                            pad_to_square, postprocess_prediction, read_pairs, tensor_to_uint8, uint8_to_tensor,
                            validate_dataset)
