@@ -35,7 +35,7 @@ from .generator_files import released_generator_path
 from .inference import Sketcher
 from .memory import MemoryDictionary
 from .metrics import METRICS, evaluate_images, ground_truth_files, read_grey
-from .networks import count_parameters
+from .networks import GENERATORS, count_parameters
 from .options import add_config_options, config_overrides
 from .synthetic import find_dataset
 from .train import Trainer
@@ -132,7 +132,7 @@ def _objective(config) -> str:
     "The losses a benchmarked trainer computes (the pix2pix baseline keeps its own objective, as in training)."
     losses = config.objective()
     perceptual = 'no perceptual loss' if losses.perceptual_net == 'none' else f'{losses.perceptual_net} style/content (random weights)'
-    return f'GAN + {losses.lambda_l1:g} x L1, {perceptual}' + (', MR' if config.variant == 'most_net' else '')
+    return f'GAN + {losses.lambda_l1:g} x L1, {perceptual}' + (', MR' if GENERATORS[config.variant].mr_loss else '')
 
 def batch_time(trainer, warmup: int, repeats: int) -> float:
     "Median seconds the trainer's loader takes per batch (one epoch, augmentation on, ready on the device)."

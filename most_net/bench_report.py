@@ -18,11 +18,12 @@ from matplotlib.ticker import NullLocator
 
 from .bench_tools import BenchSettings
 from .core import atomic_write_text, get_device, hardware_info
-from .reports import save_figure as save_png
+from .networks import variant_title
+from .plots import save_figure
 
 # %% auto #0
 __all__ = ['HARDWARE_COLUMNS', 'RUN_COLUMNS', 'SUMMARIES', 'SUMMARY_COLUMNS', 'write_bench_csv', 'summarise_bench',
-           'merge_summary', 'plot_training', 'plot_memory', 'plot_metrics', 'save_figure', 'write_bench_results']
+           'merge_summary', 'plot_training', 'plot_memory', 'plot_metrics', 'write_bench_results']
 
 # %% ../nbs/23_bench_report.ipynb #b6886c6e
 HARDWARE_COLUMNS = ('device', 'gpu', 'cpu', 'cpu_cores', 'torch', 'cuda', 'torch_threads')
@@ -73,7 +74,7 @@ def _summary_cpu_step(cpu_step: pd.DataFrame) -> list[dict]:
     for variant, table in cpu_step[cpu_step['benchmark'] == 'cpu_step'].groupby('variant', sort=False):
         table = table.set_index('setting')
         size = f"{int(table['image_size'].iloc[0])} px, batch {int(table['batch_size'].iloc[0])}, preset {table['preset'].iloc[0]}"
-        label, most = {'most_net': 'MOST-Net', 'pix2pix': 'pix2pix'}.get(variant, variant), variant == 'most_net'
+        label, most = variant_title(variant), variant == 'most_net'   # the targets are MOST-Net's
         used, best = table[table['training_default']].index[0], table['step_s'].idxmin()
         rows += [(f'{label} step ({size}): the setting training uses ({used}) vs fp32 eager',
                   table.loc[used, 'speedup_vs_fp32_eager'], 'ratio', '>= 3' if most else ''),
@@ -191,12 +192,6 @@ def plot_metrics(metrics: pd.DataFrame):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/23_bench_report.ipynb #37d48700
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    "Save a figure as PNG atomically (`most_net.reports.save_figure`) and close it: a benchmark run draws many."
-    try: return save_png(fig, path)
-    finally: plt.close(fig)
-
 # %% ../nbs/23_bench_report.ipynb #b308747a
 def write_bench_results(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike, settings: BenchSettings,
                         info: dict[str, Any] | None = None) -> list[Path]:
@@ -204,8 +199,9 @@ def write_bench_results(tables: dict[str, pd.DataFrame], out_dir: str | os.PathL
     out_dir, figures = Path(out_dir), Path(out_dir) / 'figures'
     written = [write_bench_csv(frame, out_dir / f'bench_{name}.csv', settings, info) for name, frame in tables.items()]
     if 'training' in tables:
-        written.append(save_figure(plot_training(tables['training'], tables.get('inference')), figures / 'bench_training.png'))
-    if 'memory' in tables: written.append(save_figure(plot_memory(tables['memory']), figures / 'bench_memory.png'))
+        training = plot_training(tables['training'], tables.get('inference'))
+        written.append(save_figure(training, figures / 'bench_training.png', close=True))
+    if 'memory' in tables: written.append(save_figure(plot_memory(tables['memory']), figures / 'bench_memory.png', close=True))
     if 'metrics' in tables and tables['metrics']['median_s'].notna().any():
-        written.append(save_figure(plot_metrics(tables['metrics']), figures / 'bench_metrics.png'))
+        written.append(save_figure(plot_metrics(tables['metrics']), figures / 'bench_metrics.png', close=True))
     return written

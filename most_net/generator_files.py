@@ -19,15 +19,15 @@ import torch
 import torch.nn as nn
 
 from .config import TrainConfig
-from .core import MostNetError, atomic_write_bytes, atomic_write_json, portable_path, repo_root, resolve_path
+from .core import MostNetError, get_device, atomic_write_bytes, atomic_write_json, portable_path, repo_root, resolve_path
 from .networks import ModelConfig, build_generator
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'GENERATOR_FORMAT', 'GENERATOR_FORMAT_VERSION', 'SHARD_NAME', 'MB',
            'RELEASE_NAME', 'load_checkpoint', 'save_training_weights', 'read_training_weights', 'load_training_weights',
-           'LoadedGenerator', 'read_generator', 'ReadyGenerator', 'open_generator', 'shard_name', 'release_generator',
-           'export_generator', 'file_sha256', 'release_checksums', 'released_generator_folders',
-           'released_generator_path', 'find_default_checkpoint']
+           'LoadedGenerator', 'read_generator', 'ReadyGenerator', 'open_generator', 'load_generator_from_run',
+           'shard_name', 'release_generator', 'export_generator', 'file_sha256', 'release_checksums',
+           'released_generator_folders', 'released_generator_path', 'find_default_checkpoint']
 
 # %% ../nbs/13_generator_files.ipynb #cffbb1d5
 CHECKPOINT_FORMAT = 1   # the `format` of the dicts most_net.train saves as .pt checkpoints
@@ -216,6 +216,13 @@ def open_generator(checkpoint: str | os.PathLike | nn.Module, device: str | torc
         raise MostNetError(f'{loaded.source} was trained with image_size={loaded.image_size}, resize={loaded.resize}; '
                            'leave image_size and resize unset')
     return ReadyGenerator(loaded.build(device), loaded.model_config, loaded.image_size, loaded.resize, loaded.source, loaded.info)
+
+def load_generator_from_run(run_dir: str | os.PathLike, device: str | torch.device = 'cpu') -> nn.Module:
+    "The generator of a training run folder's last checkpoint, ready to run (eval mode, fp32) on `device`."
+    run_dir = resolve_path(run_dir)
+    if not (run_dir / 'checkpoints' / 'last.pt').is_file():
+        raise MostNetError(f'{run_dir} has no checkpoints/last.pt: train it first (most-net train --run-dir {run_dir})')
+    return open_generator(run_dir / 'checkpoints' / 'last.pt', get_device(device)).generator
 
 # %% ../nbs/13_generator_files.ipynb #55596459
 MB = 10 ** 6   # max_shard_mb counts megabytes of 10^6 bytes, the stricter of the two readings

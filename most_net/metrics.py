@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import os
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,10 +28,11 @@ from .core import (IMAGE_SUFFIXES, MostNetError, atomic_write_json, atomic_write
 from .weights import find_weights, load_backbone
 
 # %% auto #0
-__all__ = ['LPIPS_BACKBONES', 'METRICS', 'SUMMARY_KEYS', 'ssim', 'ssim_terms', 'high_frequency', 'matlab_downsample',
-           'fsim_batch', 'fsim', 'lpips_backbone_state', 'lpips_model', 'lpips_distance', 'EvaluationResult',
-           'summarise', 'evaluate_images', 'score_into', 'summary_table', 'read_grey', 'ground_truth_files',
-           'prediction_items', 'evaluate', 'evaluate_cli']
+__all__ = ['LPIPS_BACKBONES', 'METRICS', 'SUMMARY_KEYS', 'METRIC_COLUMNS', 'ssim', 'ssim_terms', 'high_frequency',
+           'matlab_downsample', 'fsim_batch', 'fsim', 'lpips_backbone_state', 'lpips_model', 'lpips_distance',
+           'EvaluationResult', 'summarise', 'evaluate_images', 'score_into', 'summary_table', 'higher_is_better',
+           'load_summary', 'overall_metrics', 'read_grey', 'ground_truth_files', 'prediction_items', 'evaluate',
+           'evaluate_cli']
 
 # %% ../nbs/10_metrics.ipynb #24734146
 def _grey_pair(reference: np.ndarray, distorted: np.ndarray, what: str = 'images') -> tuple[np.ndarray, np.ndarray]:
@@ -268,6 +270,29 @@ def score_into(items: Iterable[tuple[str, str, np.ndarray, np.ndarray]], out_dir
 def summary_table(summary: dict) -> str:
     "A summary's means as a plain-text table, with a line per metric not computed."
     return EvaluationResult(pd.DataFrame(), pd.DataFrame(summary['metrics']), summary.get('unavailable', {})).table()
+
+# %% ../nbs/10_metrics.ipynb #435614f8
+METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
+                  'lpips_alex': 'LPIPS-alex', 'lpips_vgg': 'LPIPS-vgg'}   # metric -> its column in the paper's tables
+
+def higher_is_better(metric: str) -> bool:
+    "Whether a larger value of `metric` is better (FSIM, SSIM) or worse (LPIPS distances)."
+    return not metric.startswith('lpips')
+
+def load_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    "The `summary.json` of a finished, evaluated run, with a clear error when it is missing."
+    path = Path(run_dir) / 'summary.json'
+    if not path.is_file():
+        raise MostNetError(f'{path} not found: train and evaluate the run first (nbs/experiments/train.ipynb or most-net train)')
+    summary = json.loads(path.read_text())
+    summary['run_dir'] = str(run_dir)
+    return summary
+
+def overall_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
+    "The overall (all test images) mean of every metric of a run, None where not computed."
+    rows = [row for row in summary['metrics'] if row.get('subset') == 'all']
+    if not rows: raise MostNetError(f"{summary.get('run_dir')}: summary.json has no overall ('all') row")
+    return {label: rows[0].get(key) for key, label in METRIC_COLUMNS.items()}
 
 # %% ../nbs/10_metrics.ipynb #29cee538
 def read_grey(path: str | os.PathLike) -> np.ndarray:

@@ -19,9 +19,9 @@ from .memory import MEMORIES, check_memory_options, from_slots, make_memory, to_
 
 # %% auto #0
 __all__ = ['PIX2PIX_L1_WEIGHT', 'GENERATORS', 'CONFIG_VERSION', 'VARIANTS', 'VARIANT_TITLES', 'DECODER_UPSAMPLES',
-           'GeneratorVariant', 'ModelConfig', 'check_images', 'init_weights', 'GeneratorOutput', 'encoder_widths',
-           'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock', 'UNetGenerator',
-           'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
+           'GeneratorVariant', 'ModelConfig', 'variant_title', 'check_images', 'init_weights', 'GeneratorOutput',
+           'encoder_widths', 'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock',
+           'UNetGenerator', 'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
 
 # %% ../nbs/07_networks.ipynb #61439238
 PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
@@ -32,21 +32,23 @@ def _downsampling_multiple(config: 'ModelConfig') -> int: return 2 ** int(config
 class GeneratorVariant:
     "A generator variant: its builder, its label, what it uses, what its input sides divide by, its own objective if any."
     build: Callable[['ModelConfig'], nn.Module]
-    title: str                                   # figure and table label
+    title: str                                   # its label in figures and tables
     memory: bool = False                         # has the sketch encoder and a memory
     mr_loss: bool = False                        # returns the memory refinement loss
     unused_parameters: bool = False              # some parameters get no gradient in a step (DDP's find_unused_parameters)
     spatial_multiple: Callable[['ModelConfig'], int] = field(default_factory=lambda: _downsampling_multiple)
     own_losses: dict[str, Any] | None = None     # LossConfig settings of its own objective (TrainConfig.baseline_objective)
+    paper_title: str | None = None               # its name in the paper's Table II, where that differs from `title`
 
 def _build_most_net(config: 'ModelConfig') -> nn.Module: return MOSTNet(config)
 def _build_unet(config: 'ModelConfig') -> nn.Module: return UNetGenerator(config)
 
 GENERATORS = Registry('model variant')
 GENERATORS.register('most_net', GeneratorVariant(_build_most_net, 'MOST-Net', memory=True, mr_loss=True))
-GENERATORS.register('most_net_no_mr', GeneratorVariant(_build_most_net, 'MOST-Net w/o MR', memory=True, unused_parameters=True))
+GENERATORS.register('most_net_no_mr', GeneratorVariant(_build_most_net, 'MOST-Net w/o MR', memory=True, unused_parameters=True,
+                                                     paper_title='MOST-Net w/o MR loss'))
 GENERATORS.register('pix2pix', GeneratorVariant(
-    _build_unet, 'pix2pix', spatial_multiple=lambda config: 2 ** int(config.unet_downs),
+    _build_unet, 'pix2pix', spatial_multiple=lambda config: 2 ** int(config.unet_downs), paper_title='Baseline (Pix2Pix)',
     own_losses=dict(lambda_l1=PIX2PIX_L1_WEIGHT, lambda_style=0.0, lambda_content=0.0, lambda_mr=0.0, perceptual_net='none')))
 GENERATORS.register('most_net_no_memory', GeneratorVariant(_build_most_net, 'MOST-Net w/o memory', unused_parameters=True))
 
@@ -144,6 +146,12 @@ class ModelConfig:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown: raise MostNetError(f'unknown model option(s) {unknown}: check the spelling against ModelConfig')
         return cls(**values)
+
+def variant_title(name: str, paper: bool = False) -> str:
+    "A variant's label from GENERATORS: its title, or (`paper`) its name in the paper's Table II; an unknown name as it is."
+    if name not in GENERATORS: return name
+    variant = GENERATORS[name]
+    return (variant.paper_title or variant.title) if paper else variant.title
 
 # %% ../nbs/07_networks.ipynb #c6ba77ad
 def _check_image(image: Any, name: str, channels: int, network: str) -> None:

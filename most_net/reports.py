@@ -14,38 +14,31 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 from scipy import stats
 
 from .core import (MostNetError, atomic_write_bytes, atomic_write_text, describe_hardware, portable_path, portable_text,
                            repo_root, resolve_path)
-from .data import read_pairs, tensor_to_uint8
+from .data import read_pairs
 from .generator_files import release_checksums
 from .inference import Sketcher
-from .memory import to_slots
-from .metrics import METRICS, SUMMARY_KEYS, score_into
+from .metrics import METRIC_COLUMNS, METRICS, SUMMARY_KEYS, higher_is_better, load_summary, overall_metrics, score_into
 from .networks import VARIANT_TITLES
 from .options import config_values
 from .synthetic import open_dataset
 from .config import TrainConfig
-from .evaluation import open_split, score_split
+
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE',
-           'METHOD_NAMES', 'DATA_TERMS', 'README_START', 'README_END', 'VALIDATION_SPREAD', 'TABLE1_TITLE',
-           'DECISIVE_METRICS', 'TEST_MODES', 'load_summary', 'budget', 'overall_metrics', 'table_markdown',
-           'write_table', 'floor_summary', 'higher_is_better', 'paired_bootstrap', 'matched_run_differences',
+__all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'NO_DIFFERENCE', 'WITHIN_NOISE', 'METHOD_NAMES',
+           'DATA_TERMS', 'README_START', 'README_END', 'VALIDATION_SPREAD', 'TABLE1_TITLE', 'DECISIVE_METRICS',
+           'budget', 'table_markdown', 'write_table', 'floor_summary', 'paired_bootstrap', 'matched_run_differences',
            'same_test_set', 'usable_floor', 'paired_differences', 'subset_line', 'make_table1', 'make_table2',
            'seed_spread', 'model_card', 'write_model_card', 'score_release', 'readme_results', 'sync_readme',
            'validation_seed_spread', 'better_on', 'beats', 'validation_scores', 'best_validation_point',
-           'replace_release', 'save_figure', 'load_generator_from_run', 'memory_read_map', 'run_parts',
-           'joined_val_curve', 'plot_val_curve', 'score_test_modes', 'choose_test_mode']
+           'replace_release']
 
 # %% ../nbs/28_reports.ipynb #6a02ebef
-METRIC_COLUMNS = {'fsim': 'FSIM', 'ssim': 'SSIM', 'lpips_squeeze': 'LPIPS-squeeze',
-                  'lpips_alex': 'LPIPS-alex', 'lpips_vgg': 'LPIPS-vgg'}
-
 _T1 = {  # method: (FSIM CUFS, CUFSF, SSIM CUFS, CUFSF, squeeze CUFS, CUFSF, alex CUFS, CUFSF, vgg CUFS, CUFSF)
     'CycleGAN (2017)': (0.6829, 0.7011, 0.4638, 0.3753, 0.1863, 0.1617, 0.2776, 0.2234, 0.3815, 0.3787),
     'Pix2Pix (2017)': (0.7356, 0.7284, 0.4983, 0.4204, 0.1262, 0.1422, 0.1876, 0.1932, 0.3217, 0.3551),
@@ -77,15 +70,6 @@ PAPER_TABLE2 = pd.DataFrame([
 ]).assign(source='quoted from the paper (Table II)')
 
 # %% ../nbs/28_reports.ipynb #c42fa86f
-def load_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
-    "The `summary.json` of a finished, evaluated run, with a clear error when it is missing."
-    path = Path(run_dir) / 'summary.json'
-    if not path.is_file():
-        raise MostNetError(f'{path} not found: train and evaluate the run first (nbs/experiments/train.ipynb or most-net train)')
-    summary = json.loads(path.read_text())
-    summary['run_dir'] = str(run_dir)
-    return summary
-
 def budget(summary: dict[str, Any]) -> str:
     "The budget of a run in words: steps, epochs, batch, size, preset, perceptual backbone, hardware."
     if summary.get('variant') == 'floor':
@@ -102,12 +86,6 @@ def budget(summary: dict[str, Any]) -> str:
             + (f" (a {summary['max_minutes']:g}-minute budget ended it)" if summary.get('stopped_by') == 'budget' else '')
             + f"; {describe_hardware(summary['hardware'])}"
             + (f", {summary['wall_seconds']:.0f} s" if summary.get('wall_seconds') else ''))
-
-def overall_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
-    "The overall (all test images) mean of every metric of a run, None where not computed."
-    rows = [row for row in summary['metrics'] if row.get('subset') == 'all']
-    if not rows: raise MostNetError(f"{summary.get('run_dir')}: summary.json has no overall ('all') row")
-    return {label: rows[0].get(key) for key, label in METRIC_COLUMNS.items()}
 
 # %% ../nbs/28_reports.ipynb #c9055105
 def _fmt(value) -> str:
@@ -150,10 +128,6 @@ def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
 
 # %% ../nbs/28_reports.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
-
-def higher_is_better(metric: str) -> bool:
-    "Whether a larger value of `metric` is better (FSIM, SSIM) or worse (LPIPS distances)."
-    return not metric.startswith('lpips')
 
 def _verdict(metric: str, low: float, high: float) -> str:
     if low <= 0 <= high: return NO_DIFFERENCE
@@ -619,79 +593,3 @@ def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, te
         write_table(table, Path(results_dir) / 'table1', TABLE1_TITLE, notes)
         if readme is not None: sync_readme(readme, results_dir)
     return release_path
-
-# %% ../nbs/28_reports.ipynb #2a1489a1
-def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    "Save a matplotlib figure as PNG atomically."
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
-    return atomic_write_bytes(path, buffer.getvalue())
-
-def load_generator_from_run(run_dir: str | os.PathLike, device='cpu'):
-    "The generator of a run's last checkpoint, in eval mode, read by `most_net.inference`'s checked loader."
-    return Sketcher.from_run(run_dir, device=device).generator
-
-def memory_read_map(generator, photo, device='cpu'):
-    "(photo as uint8 H x W x 3, h x w map of the memory key each position's photo feature matches best)."
-    if getattr(generator, 'memory', None) is None: raise MostNetError('this generator has no memory (pix2pix or no-memory variant)')
-    with torch.no_grad():
-        features = generator.photo_encoder(photo[None].to(device))
-        slots = generator.memory.assignments(to_slots(features))
-    return tensor_to_uint8(photo), slots.view(features.shape[2], features.shape[3]).cpu().numpy()
-
-# %% ../nbs/28_reports.ipynb #2c5e0eb7
-def run_parts(run_dir: str | os.PathLike) -> list[Path]:
-    "A run folder and its continuations on other machines (`<name>_w1`, `<name>_w2`, ...), in order."
-    run_dir = Path(run_dir)
-    number = lambda folder: folder.name[len(run_dir.name) + 2:]
-    parts = [folder for folder in run_dir.parent.glob(f'{run_dir.name}_w*') if number(folder).isdigit()]
-    return [run_dir] * run_dir.is_dir() + sorted(parts, key=lambda folder: int(number(folder)))
-
-def joined_val_curve(run_dir: str | os.PathLike) -> pd.DataFrame:
-    "The validation rows of a run and its continuations, each with its part and its training hours."
-    parts = [part for part in run_parts(run_dir) if (part / 'val_curve.csv').is_file()]
-    if not parts: raise MostNetError(f'{run_dir} has no val_curve.csv yet: train it with --val-root and --val-every-minutes')
-    curve = pd.concat([pd.read_csv(part / 'val_curve.csv').assign(part=part.name) for part in parts], ignore_index=True)
-    return curve.assign(train_hours=curve['train_minutes'] / 60)
-
-# %% ../nbs/28_reports.ipynb #964a706d
-def plot_val_curve(curve: pd.DataFrame, references: dict[str, dict[str, float]] | None = None,
-                   metrics: Sequence[str] = ('fsim', 'ssim', 'lpips_squeeze')):
-    "Validation metrics against training hours, a panel each, a colour per part, each reference a dashed line."
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
-    for axis, metric in zip(axes[0], metrics):
-        for part, rows in curve.groupby('part', sort=False):
-            axis.plot(rows['train_hours'], rows[metric], marker='o', markersize=3, label=part)
-        for (label, scores), colour in zip((references or {}).items(), ('grey', 'black', 'tab:red', 'tab:purple')):
-            if metric in scores: axis.axhline(scores[metric], linestyle='--', color=colour, linewidth=1, label=label)
-        axis.set_xlabel('training hours')
-        axis.set_xlim(left=0)
-        axis.set_title(f'validation {METRIC_COLUMNS[metric]} ({int(curve["pairs"].iloc[-1])} pairs)')
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/28_reports.ipynb #95cbb777
-TEST_MODES = ('eval', 'train')
-
-def score_test_modes(run_dir: str | os.PathLike, modes: Sequence[str] = TEST_MODES, device='cpu',
-                     progress: bool = False) -> pd.DataFrame:
-    "A trained run's test split sketched in each test mode and scored: one row of overall metrics per mode."
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
-    generator, dataset = load_generator_from_run(run_dir, device), open_split(config, 'test')
-    return pd.DataFrame([{'run': run_dir.name, 'test_mode': mode,
-                          **score_split(generator, dataset, config.metrics, device, config.eval_batch_size, None, mode, progress)}
-                         for mode in modes])
-
-def choose_test_mode(scores: pd.DataFrame) -> str:
-    "The test mode better on most metrics of `score_test_modes`'s table; 'eval' on a tie."
-    metrics = [m for m in METRIC_COLUMNS if m in scores.columns and scores[m].notna().all()]
-    if not metrics: raise MostNetError('choose_test_mode: the table has no scored metric')
-    scores = scores.set_index('test_mode')
-    wins = {mode: 0 for mode in scores.index}
-    for metric in metrics:
-        best = scores[metric].idxmax() if higher_is_better(metric) else scores[metric].idxmin()
-        wins[best] += 1
-    return max(sorted(wins, key=lambda mode: mode != 'eval'), key=wins.get)

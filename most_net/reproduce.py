@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -23,20 +22,21 @@ import torch
 from .bench_report import write_bench_csv
 from .core import MostNetError, atomic_write_json, get_device, hardware_info, resolve_path
 from .options import add_config_options, config_overrides
-from .networks import VARIANT_TITLES, VARIANTS
-from .reports import floor_summary, make_table1, make_table2, overall_metrics, save_figure, write_table
+from .networks import VARIANTS
+from .metrics import overall_metrics
+from .plots import plot_curves, plot_grid, plot_qualitative, save_figure
+from .reports import floor_summary, make_table1, make_table2, write_table
 from .config import TrainConfig, make_config
 from .evaluation import open_split
 from .train import train
 
 # %% auto #0
-__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'CURVES',
-           'RELEASE_STEM', 'check_variants', 'default_shares', 'BudgetPlan', 'plan_budget', 'training_minutes_now',
-           'check_data_root', 'check_overrides', 'check_perceptual_weights', 'grid_options', 'setting_label',
-           'grid_settings', 'run_grid', 'pick_setting', 'steady_step_seconds', 'project_paper_budget', 'dataset_label',
-           'write_tables', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid', 'release_most_net',
-           'Reproduction', 'start_reproduction', 'choose_setting', 'train_variants', 'write_reports',
-           'release_and_project', 'finish_reproduction', 'reproduce', 'reproduce_cli']
+__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'RELEASE_STEM',
+           'check_variants', 'default_shares', 'BudgetPlan', 'plan_budget', 'training_minutes_now', 'check_data_root',
+           'check_overrides', 'check_perceptual_weights', 'grid_options', 'setting_label', 'grid_settings', 'run_grid',
+           'pick_setting', 'steady_step_seconds', 'project_paper_budget', 'dataset_label', 'write_tables',
+           'release_most_net', 'Reproduction', 'start_reproduction', 'choose_setting', 'train_variants',
+           'write_reports', 'release_and_project', 'finish_reproduction', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/32_reproduce.ipynb #131bacb8
 DEFAULT_VARIANTS = VARIANTS   # MOST-Net first: the runs train in this order
@@ -254,59 +254,6 @@ def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path |
         written['table1'] = [str(p) for p in write_table(table, out / 'table1', 'Table I: MOST-Net (most-net reproduce)', notes)]
     return written
 
-# %% ../nbs/32_reproduce.ipynb #c773c7c6
-def shown_faces(test_set, faces: int = 6) -> list[str]:
-    "Test image names to show: the first of each subset in sorted order, `faces` in all (at least one per subset)."
-    subsets = sorted(set(test_set.subsets))
-    each = max(1, faces // len(subsets))
-    return [name for subset in subsets for name in sorted(n for n, s in zip(test_set.names, test_set.subsets) if s == subset)[:each]]
-
-def plot_qualitative(runs: dict[str, Path], test_set, faces: int = 6):
-    "Photo, ground truth and each run's prediction (`<run>/predictions/<stem>.png`) for the first test faces."
-    from PIL import Image
-    names = shown_faces(test_set, faces)
-    titles = ['photo', 'ground truth'] + [VARIANT_TITLES.get(v, v) for v in runs]
-    fig, axes = plt.subplots(len(names), len(titles), figsize=(1.6 * len(titles), 2.0 * len(names)), squeeze=False)
-    for row, name in enumerate(names):
-        index = test_set.names.index(name)
-        images = [test_set.original_photo(index), test_set.original_sketch(index)]
-        for run in runs.values():
-            with Image.open(Path(run) / 'predictions' / f'{Path(name).stem}.png') as image: images.append(np.asarray(image))
-        for col, image in enumerate(images):
-            axes[row, col].imshow(image, cmap='gray' if image.ndim == 2 else None, vmin=0, vmax=255)
-            axes[row, col].set_xticks([]); axes[row, col].set_yticks([])
-            if row == 0: axes[row, col].set_title(titles[col], fontsize=9)
-        axes[row, 0].set_ylabel(Path(name).stem, fontsize=7)
-    fig.tight_layout()
-    return fig
-
-CURVES = (('g_l1', 'L1 (unweighted)'), ('g_adv', 'G adversarial'), ('d_total', 'D loss'), ('g_mr', 'MR loss'))
-
-def plot_curves(runs: dict[str, Path]):
-    "The loss curves of every run's `log.csv` against the step (a panel stays empty where no run logged the term)."
-    logs = {variant: pd.read_csv(Path(run) / 'log.csv') for variant, run in runs.items()}
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3))
-    for axis, (column, title) in zip(axes, CURVES):
-        for variant, log in logs.items():
-            if column in log and log[column].abs().sum() > 0:
-                axis.plot(log['step'], log[column], marker='.', label=VARIANT_TITLES.get(variant, variant))
-        axis.set_title(title, fontsize=10); axis.set_xlabel('step')
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-def plot_grid(grid: pd.DataFrame, chosen: dict[str, Any] | None = None):
-    "MOST-Net step time of each setting of the grid that ran; the chosen one in orange."
-    timed = grid[grid['step_s'].notna()] if 'step_s' in grid else grid.iloc[:0]
-    fig, axis = plt.subplots(figsize=(6, 1.4 + 0.4 * max(1, len(timed))))
-    colours = ['tab:orange' if chosen and s == chosen['setting'] else 'tab:blue' for s in timed.get('setting', [])]
-    axis.barh(timed.get('setting', []), timed.get('step_s', []), color=colours)
-    axis.invert_yaxis(); axis.set_xlabel('seconds per MOST-Net training step')
-    size = f"{int(timed['image_size'].iloc[0])} px, batch {int(timed['batch_size'].iloc[0])}" if len(timed) else 'nothing timed'
-    axis.set_title(f'settings grid ({size})', fontsize=10)
-    fig.tight_layout()
-    return fig
-
 # %% ../nbs/32_reproduce.ipynb #3a3b013d
 RELEASE_STEM = 'most_net_generator'
 
@@ -467,8 +414,7 @@ def write_reports(state: Reproduction, floor: bool = True, faces: int = 6, progr
     if state.grid_frame is not None: figures['bench_grid'] = plot_grid(state.grid_frame, pick_setting(state.grid_frame))
     state.record['figures'] = []
     for name, fig in figures.items():
-        try: state.record['figures'].append(str(save_figure(fig, state.out / 'figures' / f'{name}.png')))
-        finally: plt.close(fig)
+        state.record['figures'].append(str(save_figure(fig, state.out / 'figures' / f'{name}.png', close=True)))
     state.clock.record('reports', began); state.save()
     return test_set
 

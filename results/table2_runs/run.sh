@@ -37,7 +37,7 @@ if [ ! -f "$here/pix2pix_test_mode.csv" ]; then
     fi
     python - <<'PY'
 from most_net.core import atomic_write_text
-from most_net.reports import choose_test_mode, score_test_modes
+from most_net.evaluation import choose_test_mode, score_test_modes
 scores = score_test_modes('results/runs/t2_val_pix2pix_seed0')
 scores['chosen'] = scores['test_mode'] == choose_test_mode(scores)
 print(scores.to_string(index=False))
