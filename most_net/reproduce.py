@@ -25,18 +25,19 @@ from .options import add_config_options, config_overrides
 from .networks import VARIANTS
 from .metrics import overall_metrics
 from .plots import plot_curves, plot_grid, plot_qualitative, save_figure
-from .reports import floor_summary, make_table1, make_table2, write_table
+from .release import release_most_net
+from .tables import floor_summary, make_table1, make_table2, write_table
 from .config import TrainConfig, make_config
 from .evaluation import open_split
 from .train import train
 
 # %% auto #0
-__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'RELEASE_STEM',
-           'check_variants', 'default_shares', 'BudgetPlan', 'plan_budget', 'training_minutes_now', 'check_data_root',
-           'check_overrides', 'check_perceptual_weights', 'grid_options', 'setting_label', 'grid_settings', 'run_grid',
-           'pick_setting', 'steady_step_seconds', 'project_paper_budget', 'dataset_label', 'write_tables',
-           'release_most_net', 'Reproduction', 'start_reproduction', 'choose_setting', 'train_variants',
-           'write_reports', 'release_and_project', 'finish_reproduction', 'reproduce', 'reproduce_cli']
+__all__ = ['DEFAULT_VARIANTS', 'GRID_RESERVE', 'FINISH_RESERVE', 'MIN_SCALE', 'PAPER_EPOCHS', 'RESERVED', 'check_variants',
+           'default_shares', 'BudgetPlan', 'plan_budget', 'training_minutes_now', 'check_data_root', 'check_overrides',
+           'check_perceptual_weights', 'grid_options', 'setting_label', 'grid_settings', 'run_grid', 'pick_setting',
+           'steady_step_seconds', 'project_paper_budget', 'dataset_label', 'write_tables', 'Reproduction',
+           'start_reproduction', 'choose_setting', 'train_variants', 'write_reports', 'release_and_project',
+           'finish_reproduction', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/32_reproduce.ipynb #131bacb8
 DEFAULT_VARIANTS = VARIANTS   # MOST-Net first: the runs train in this order
@@ -253,27 +254,6 @@ def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path |
         table, notes = make_table1({label: runs['most_net']}, floor=floor, floor_dataset=label)
         written['table1'] = [str(p) for p in write_table(table, out / 'table1', 'Table I: MOST-Net (most-net reproduce)', notes)]
     return written
-
-# %% ../nbs/32_reproduce.ipynb #3a3b013d
-RELEASE_STEM = 'most_net_generator'
-
-def release_most_net(run_dir: str | Path, weights_dir: str | Path, max_shard_mb: float | None = 15,
-                     photo: np.ndarray | None = None) -> dict[str, Any]:
-    "Release `run_dir`'s generator into `weights_dir` (sharded above `max_shard_mb`), load it through `Sketcher`, sketch `photo`."
-    from most_net.generator_files import release_checksums, release_generator
-    from most_net.inference import Sketcher
-    path = release_generator(run_dir, Path(weights_dir) / f'{RELEASE_STEM}.safetensors', max_shard_mb=max_shard_mb)
-    sketcher = Sketcher(path, device='cpu')
-    checksums = release_checksums(path)
-    record = {'path': str(path), 'sharded': path.name.endswith('.index.json'), 'max_shard_mb': max_shard_mb,
-              'files': {name: (path.parent / name).stat().st_size for name in checksums}, 'sha256': checksums,
-              'variant': sketcher.model_config.variant, 'loads_with_sketcher': True}
-    if photo is not None:
-        sketch = sketcher.predict([photo])[0]
-        if sketch.shape != photo.shape[:2] or not np.isfinite(sketch).all():
-            raise MostNetError(f'{path}: the released generator sketched a {sketch.shape} image for a {photo.shape[:2]} photo')
-        record['sketch_shape'] = list(sketch.shape)
-    return record
 
 # %% ../nbs/32_reproduce.ipynb #5bb29cc3
 def _jsonable(value: Any) -> Any:

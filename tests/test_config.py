@@ -159,7 +159,7 @@ def test_committed_weights_warm_start(repo, tmp_path):
 
 
 def test_model_card_settings_of_the_released_run(repo):
-    from most_net.reports import model_card
+    from most_net.release import model_card
     released = repo / 'most_net' / 'released'
     card = model_card(repo / 'results' / 'runs' / 'long_cpu256', released / 'most_net_cufs_cpu256.safetensors')
     settings = next(line for line in card.splitlines() if line.startswith('- settings:'))

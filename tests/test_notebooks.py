@@ -122,7 +122,7 @@ def test_cpu_setting_notebook_judges_the_hour_runs_on_one_clock_against_the_seed
     """Per CPU-hour: two finished runs, each put on the timed step of step_times.csv, judged against hour_cpu256."""
     from most_net.config import make_config
     from most_net.prepare import carve_validation
-    from most_net.reports import validation_seed_spread
+    from most_net.statistics import validation_seed_spread
     from most_net.synthetic import write_synthetic_dataset
     from most_net.train import train
     validation = carve_validation(write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=2), tmp_path / 'hour_val')

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from most_net.reports import sync_readme
+from most_net.readme import sync_readme
 
 
 def _block(readme: str, marker: str) -> str:
@@ -19,7 +19,7 @@ def _block(readme: str, marker: str) -> str:
 
 def test_readme_results_match_results_folder(repo):
     assert not sync_readme(repo / 'README.md', repo / 'results', check=True), \
-        'README results block is stale: run most_net.reports.sync_readme("README.md", "results")'
+        'README results block is stale: run most_net.readme.sync_readme("README.md", "results")'
 
 
 def test_readme_has_two_quickstart_commands(repo):
