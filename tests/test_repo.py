@@ -38,7 +38,8 @@ def test_ci_runs_the_readme_test_command(repo):
 def test_notebook_map_lists_every_notebook(repo):
     readme = (repo / 'README.md').read_text()
     listed = set(re.findall(r'`nbs/([\w/-]+\.ipynb)`', readme))
-    present = {p.relative_to(repo / 'nbs').as_posix() for p in (repo / 'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts}
+    present = {p.relative_to(repo / 'nbs').as_posix() for p in (repo / 'nbs').rglob('*.ipynb')
+               if '.ipynb_checkpoints' not in p.parts}
     assert listed == present, f'README notebook map: missing {present - listed}, stale {listed - present}'
 
 
