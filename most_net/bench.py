@@ -25,9 +25,9 @@ from PIL import Image
 
 from .bench_cpu import bench_cpu_isa, bench_cpu_step
 from .bench_report import merge_summary, summarise_bench, write_bench_results
-from most_net.bench_tools import (
-    BenchSettings, bench_settings, count_step, fixed_batch, make_trainer, memory_operations, memory_step_time, peak_memory,
-    time_callable)
+from .bench_tools import (
+    BUSY_FIX, BenchSettings, CpuWatch, bench_settings, check_quiet_cpu, count_step, fixed_batch, make_trainer, memory_operations,
+    memory_step_time, peak_memory, time_callable)
 from .config import TrainConfig
 from .core import (MostNetError, autocast_context, describe_hardware, get_device, hardware_info, portable_path,
                            repo_root, unwrap_model)
@@ -41,11 +41,10 @@ from .synthetic import find_dataset
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['COLD_START_SCRIPT', 'BUSY_FIX', 'BENCHMARKS', 'DEFAULT_BENCHMARKS', 'FullMatrixMemory', 'naive_bytes', 'time_memory',
+__all__ = ['COLD_START_SCRIPT', 'BENCHMARKS', 'DEFAULT_BENCHMARKS', 'FullMatrixMemory', 'naive_bytes', 'time_memory',
            'bench_memory', 'batch_time', 'interleaved_samples', 'bench_training', 'locate_cufs', 'aligned_photo',
            'sketcher_latency', 'bench_inference', 'cold_start', 'bench_sketch', 'cufs_test_items', 'bench_metrics',
-           'paper_budget_steps', 'bench_grid', 'projection', 'CpuWatch', 'check_quiet_cpu', 'bench_run_steps',
-           'run_benchmarks', 'bench_cli']
+           'paper_budget_steps', 'bench_grid', 'projection', 'bench_run_steps', 'run_benchmarks', 'bench_cli']
 
 # %% ../nbs/24_bench.ipynb #33527d73
 class FullMatrixMemory:
@@ -342,56 +341,6 @@ def projection(training: pd.DataFrame, settings: BenchSettings) -> pd.DataFrame:
     frame['paper_budget_steps'], frame['steps_from'] = steps, how
     frame['projected_minutes'] = frame['step_s'] * steps / 60
     return frame
-
-# %% ../nbs/24_bench.ipynb #3cb434d6
-def _machine_cpu_seconds() -> tuple[float, float] | None:
-    "CPU seconds spent busy by all processes, and stolen by the hypervisor (a VM), since boot (Linux /proc/stat); else None."
-    try: fields = [int(value) for value in Path('/proc/stat').read_text().splitlines()[0].split()[1:9]]
-    except (OSError, ValueError, IndexError): return None
-    user, nice, system, idle, iowait, irq, softirq, steal = fields
-    tick = os.sysconf('SC_CLK_TCK')
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-def _own_cpu_seconds() -> float:
-    "CPU seconds of this process's threads and of its children that ended."
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-class CpuWatch:
-    "Within a `with` block: the share of this machine's CPU that other processes (and a VM's hypervisor) took."
-    def __init__(self): self.others_share = self.steal_share = None
-
-    def __enter__(self) -> 'CpuWatch':
-        self.start = (time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        wall, machine, own = time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds()
-        if machine is None or self.start[1] is None: return
-        capacity = (wall - self.start[0]) * (os.cpu_count() or 1)
-        busy, steal = machine[0] - self.start[1][0], machine[1] - self.start[1][1]
-        self.others_share = max(0.0, busy - (own - self.start[2])) / capacity
-        self.steal_share = steal / capacity
-
-    def busy_message(self, limit: float) -> str | None:
-        "None when others took less than `limit` of the CPU, else the one-line reason."
-        if self.others_share is None: return None
-        taken = max(self.others_share, self.steal_share)
-        if taken <= limit: return None
-        who = 'other processes' if self.others_share >= self.steal_share else "the hypervisor (other VMs: 'steal' time)"
-        return (f'the CPU was busy: {who} took {taken:.0%} of its {os.cpu_count()} cores while the benchmark ran '
-                f'(limit {limit:.0%})')
-
-def check_quiet_cpu(limit: float, seconds: float = 2.0) -> None:
-    "Fail at once, in one line, when other processes keep this CPU busy (sampled for `seconds` while this one sleeps)."
-    with CpuWatch() as watch: time.sleep(seconds)
-    message = watch.busy_message(limit)
-    if message: raise MostNetError(f'{message.replace("while the benchmark ran", "before the benchmark")}: '
-                                   f'{BUSY_FIX}')
-
-BUSY_FIX = ("timings would not be this machine's, so nothing was written; stop the other work first (a training run "
-            'stops with SIGTERM and resumes exactly with --resume) and run again, '
-            'or pass --allow-busy true to write them marked busy')
 
 # %% ../nbs/24_bench.ipynb #5c58a774
 def bench_run_steps(run_dirs: Sequence[str | os.PathLike], warmup: int = 2, repeats: int = 5,

@@ -13,6 +13,7 @@ import statistics
 import time
 import timeit
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -24,8 +25,9 @@ from .config import make_config
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['QUICK', 'synchronize', 'synchronized_clock', 'time_callable', 'peak_memory', 'BenchSettings', 'bench_settings',
-           'unet_levels', 'make_trainer', 'fixed_batch', 'memory_operations', 'memory_step_time', 'count_step']
+__all__ = ['QUICK', 'BUSY_FIX', 'synchronize', 'synchronized_clock', 'time_callable', 'peak_memory', 'BenchSettings',
+           'bench_settings', 'unet_levels', 'make_trainer', 'fixed_batch', 'memory_operations', 'memory_step_time',
+           'count_step', 'CpuWatch', 'check_quiet_cpu']
 
 # %% ../nbs/21_bench_tools.ipynb #a3d8b5e5
 def synchronize(device: torch.device | str | None) -> None:
@@ -183,3 +185,53 @@ def count_step(trainer, photo: torch.Tensor, sketch: torch.Tensor) -> tuple[floa
         if on_gpu: peak, method = peak_memory(step, trainer.device)
         else: peak, method = (step(), (None, 'not measured on a CPU (GPU runs only)'))[1]
     return (counter.get_total_flops() / 1e9 if not trainer.config.compile else None), peak, method
+
+# %% ../nbs/21_bench_tools.ipynb #3cb434d6
+def _machine_cpu_seconds() -> tuple[float, float] | None:
+    "CPU seconds spent busy by all processes, and stolen by the hypervisor (a VM), since boot (Linux /proc/stat); else None."
+    try: fields = [int(value) for value in Path('/proc/stat').read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError): return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf('SC_CLK_TCK')
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+def _own_cpu_seconds() -> float:
+    "CPU seconds of this process's threads and of its children that ended."
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+class CpuWatch:
+    "Within a `with` block: the share of this machine's CPU that other processes (and a VM's hypervisor) took."
+    def __init__(self): self.others_share = self.steal_share = None
+
+    def __enter__(self) -> 'CpuWatch':
+        self.start = (time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall, machine, own = time.perf_counter(), _machine_cpu_seconds(), _own_cpu_seconds()
+        if machine is None or self.start[1] is None: return
+        capacity = (wall - self.start[0]) * (os.cpu_count() or 1)
+        busy, steal = machine[0] - self.start[1][0], machine[1] - self.start[1][1]
+        self.others_share = max(0.0, busy - (own - self.start[2])) / capacity
+        self.steal_share = steal / capacity
+
+    def busy_message(self, limit: float) -> str | None:
+        "None when others took less than `limit` of the CPU, else the one-line reason."
+        if self.others_share is None: return None
+        taken = max(self.others_share, self.steal_share)
+        if taken <= limit: return None
+        who = 'other processes' if self.others_share >= self.steal_share else "the hypervisor (other VMs: 'steal' time)"
+        return (f'the CPU was busy: {who} took {taken:.0%} of its {os.cpu_count()} cores while the benchmark ran '
+                f'(limit {limit:.0%})')
+
+def check_quiet_cpu(limit: float, seconds: float = 2.0) -> None:
+    "Fail at once, in one line, when other processes keep this CPU busy (sampled for `seconds` while this one sleeps)."
+    with CpuWatch() as watch: time.sleep(seconds)
+    message = watch.busy_message(limit)
+    if message: raise MostNetError(f'{message.replace("while the benchmark ran", "before the benchmark")}: '
+                                   f'{BUSY_FIX}')
+
+BUSY_FIX = ("timings would not be this machine's, so nothing was written; stop the other work first (a training run "
+            'stops with SIGTERM and resumes exactly with --resume) and run again, '
+            'or pass --allow-busy true to write them marked busy')
