@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -32,7 +33,8 @@ from .options import config_values, option_flag
 # %% auto #0
 __all__ = ['LOCK_NAME', 'PREDICTION_BYTES', 'STOP_SIGNALS', 'STOP_NAMES', 'REPEAT_SECONDS', 'make_run_dir', 'run_lock',
            'preflight_folder', 'checkpoint_bytes', 'sample_grid_bytes', 'required_bytes', 'remove_stale_temporaries',
-           'catch_stop_signals', 'agreed_stop_signal', 'resume_command']
+           'catch_stop_signals', 'agreed_stop_signal', 'resume_command', 'recovery_note', 'out_of_memory_message',
+           'test_out_of_memory_message']
 
 # %% ../nbs/15_safeguards.ipynb #275c761f
 def make_run_dir(name: str | None = None, root: str | os.PathLike | None = None, exist_ok: bool = False) -> Path:
@@ -154,3 +156,25 @@ def resume_command(config: TrainConfig, run_dir: str | os.PathLike, world_size: 
                 else str(value).lower() if isinstance(value, bool) else str(value))
         words += [option_flag(key), text]
     return shlex.join(words + ['--run-dir', str(Path(run_dir).absolute()), '--resume'] + ([] if evaluate else ['--no-evaluate']))
+
+# %% ../nbs/15_safeguards.ipynb #157d4315
+def recovery_note(trainer, evaluate: bool = True) -> str:
+    "What is safe after a fault of `trainer`'s run and how to go on: the last good checkpoint and the command that resumes it."
+    if trainer.checkpoint_step is None: return 'no checkpoint had been written yet: start the run again once fixed'
+    return (f'the last good checkpoint {trainer.checkpoint_path} (step {trainer.checkpoint_step}) is intact; once fixed, resume '
+            f'with: {resume_command(trainer.config, trainer.run_dir, trainer.world_size, evaluate)}')
+
+def out_of_memory_message(trainer) -> str:
+    "The one line for an out-of-memory error in a training step: the batch and image size in use, what to lower."
+    config = trainer.config
+    return (f'out of memory on {trainer.device} in training step {trainer.step + 1} with batch_size={config.batch_size} at '
+            f'image_size={config.image_size}: lower batch_size (--batch-size {max(1, config.batch_size // 2)}) or image_size '
+            f'and start a new run (a checkpoint resumes only with its own batch_size); {recovery_note(trainer)}')
+
+def test_out_of_memory_message(trainer) -> str:
+    "The one line for an out-of-memory error sketching the test split: a smaller `eval_batch_size`, given to the resume command."
+    config = trainer.config
+    smaller = dataclasses.replace(config, eval_batch_size=max(1, config.eval_batch_size // 2))
+    return (f'out of memory on {trainer.device} sketching the test split with eval_batch_size={config.eval_batch_size} at '
+            f'image_size={config.image_size}: lower eval_batch_size; training is done and saved, so predict again with: '
+            f'{resume_command(smaller, trainer.run_dir, trainer.world_size)}')

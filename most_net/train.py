@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import signal
 import sys
@@ -33,8 +32,9 @@ from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .networks import build_discriminator, build_generator, count_parameters
 from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, checkpoint_bytes, make_run_dir,
-                                 preflight_folder, remove_stale_temporaries, required_bytes, resume_command, run_lock,
-                                 sample_grid_bytes)
+                                 out_of_memory_message, preflight_folder, recovery_note, remove_stale_temporaries,
+                                 required_bytes, resume_command, run_lock, sample_grid_bytes,
+                                 test_out_of_memory_message)
 
 # %% auto #0
 __all__ = ['RunResult', 'Trainer', 'evaluate_run', 'train']
@@ -247,7 +247,7 @@ def step_on(self: Trainer, batch: dict) -> dict[str, torch.Tensor]:
     try: losses = self.train_step(*self._to_device(batch))
     except RuntimeError as err:
         if not is_out_of_memory(err): raise
-        raise MostNetError(self.out_of_memory_message()) from err
+        raise MostNetError(out_of_memory_message(self)) from err
     self.update_generator_ema()
     return losses
 
@@ -338,14 +338,6 @@ def load_weights(self: Trainer, path: str | os.PathLike) -> None:
     metadata = load_training_weights(path, self._weights_networks(), self.config.model)
     self.step, self.train_seconds = metadata['step'], metadata['train_seconds']
 
-# %% ../nbs/17_train.ipynb #443a8f29
-@patch
-def recovery_note(self: Trainer, evaluate: bool = True) -> str:
-    "What is safe after a fault and how to go on: the last good checkpoint and the command that resumes it."
-    if self.checkpoint_step is None: return 'no checkpoint had been written yet: start the run again once fixed'
-    return (f'the last good checkpoint {self.checkpoint_path} (step {self.checkpoint_step}) is intact; once fixed, resume with: '
-            f'{resume_command(self.config, self.run_dir, self.world_size, evaluate)}')
-
 # %% ../nbs/17_train.ipynb #91a7637e
 @patch
 def preflight(self: Trainer, evaluate: bool = True) -> int:
@@ -357,15 +349,6 @@ def preflight(self: Trainer, evaluate: bool = True) -> int:
     need, what = required_bytes(checkpoint_bytes(self.generator, self.discriminator), held, tests, grid)
     preflight_folder(self.run_dir, need, what, 'free space on that disk or choose another --run-dir')
     return need
-
-# %% ../nbs/17_train.ipynb #6b796f08
-@patch
-def out_of_memory_message(self: Trainer) -> str:
-    "The one line for an out-of-memory error in a training step: the batch and image size in use, what to lower."
-    config = self.config
-    return (f'out of memory on {self.device} in training step {self.step + 1} with batch_size={config.batch_size} at '
-            f'image_size={config.image_size}: lower batch_size (--batch-size {max(1, config.batch_size // 2)}) or image_size '
-            f'and start a new run (a checkpoint resumes only with its own batch_size); {self.recovery_note()}')
 
 # %% ../nbs/17_train.ipynb #c96ed76a
 @patch
@@ -393,12 +376,7 @@ def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
                               config.eval_batch_size, trainer.amp_dtype, config.test_mode)
     except RuntimeError as err:
         if not is_out_of_memory(err): raise
-        smaller = dataclasses.replace(config, eval_batch_size=max(1, config.eval_batch_size // 2))
-        raise MostNetError(f'out of memory on {trainer.device} sketching the test split with '
-                           f'eval_batch_size={config.eval_batch_size} '
-                           f'at image_size={config.image_size}: lower eval_batch_size; training is done and saved, so '
-                           'predict again with: '
-                           f'{resume_command(smaller, trainer.run_dir, trainer.world_size)}') from err
+        raise MostNetError(test_out_of_memory_message(trainer)) from err
     return score_into(items, trainer.run_dir, config.metrics, trainer.device, progress,
                       name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
                       steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
@@ -454,7 +432,7 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
                           f'{resume_command(config, run_dir, world_size, evaluate)}', flush=True)
                 elif evaluate: result.summary = evaluate_run(trainer, progress=progress)
         except WriteFailed as err:
-            raise MostNetError(f'{err}; {trainer.recovery_note(evaluate)}') from err
+            raise MostNetError(f'{err}; {recovery_note(trainer, evaluate)}') from err
         _barrier(world_size)
     if result.stopped_by == 'SIGINT' and _in_ipython():   # saved and said; now stop "Run all" as an interrupt does
         raise KeyboardInterrupt(f'training interrupted at step {trainer.step}; {trainer.checkpoint_path} is saved')

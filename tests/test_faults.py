@@ -214,7 +214,7 @@ def train_in_child(kill_inside_checkpoint_write: bool) -> int:
             def fsync_then_die(fd):
                 real_fsync(fd)
                 if os.path.basename(os.readlink(f'/proc/self/fd/{fd}')).startswith('.last.pt.'):
-        os.kill(os.getpid(), signal.SIGKILL)
+                    os.kill(os.getpid(), signal.SIGKILL)
             os.fsync = fsync_then_die
         if run.exists() and not last.is_file(): shutil.rmtree(run)   # killed before its first checkpoint: start again
         train(config, run_dir=run, resume=last.is_file(), evaluate=False, progress=False, device='cpu')
