@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .bench_tools import BenchSettings, count_step, fixed_batch, make_trainer, memory_step_time, time_callable
 from .core import (MostNetError, autocast_context, get_device, quiet_torch_logs, resolve_channels_last, resolve_precision,
                            unwrap_model)
-from .train import TrainingHook
+from .hooks import SampleHook, TrainingHook
 
 # %% auto #0
 __all__ = ['CONV_LAYERS', 'LAYOUTS', 'PRECISIONS', 'PEAK_SETTINGS', 'OP_CATEGORIES', 'OPTIMISER_SCOPE', 'STEP_REST',
@@ -347,7 +347,7 @@ def loop_parts(trainer, repeats: int = 5) -> dict[str, float]:
     return {'batch_s': time_callable(lambda: trainer._to_device(next(batches)), 1, repeats, device)[0],
             'ema_s': time_callable(trainer.update_generator_ema, 1, repeats, device)[0],
             'checkpoint_s': time_callable(trainer.save_checkpoint, 1, max(1, repeats // 2), device)[0],
-            'samples_s': time_callable(trainer.save_samples, 1, max(1, repeats // 2), device)[0]}
+            'samples_s': time_callable(lambda: SampleHook().save(trainer), 1, max(1, repeats // 2), device)[0]}
 
 # %% ../nbs/22_bench_cpu.ipynb #8d54551f
 def _loop_row(trainer, preset: str, step_samples: list[float], switch_samples: list[float], loop_samples: list[float],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from most_net.core import find_dataset
+from most_net.synthetic import find_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,13 @@ from most_net.bench import bench_cli, run_benchmarks
 from most_net.bench_report import HARDWARE_COLUMNS
 from most_net.bench_tools import bench_settings
 from most_net.cli import main
-from most_net.core import find_dataset
+from most_net.synthetic import find_dataset
 
 SETTINGS = {'preset': 'tiny', 'image_size': 32, 'batch_size': 2, 'warmup': 1, 'perceptual_net': 'none', 'memory_dim': 16,
             'memory_batch': 1, 'paper_slots': 64, 'paper_side': 16, 'slot_counts': '32,64', 'position_sides': '8,16',
             'metric_images': 3, 'metric_repeats': 1, 'threads': 1, 'allow_busy': 'true'}   # tests run side by side
-TINY = ['--device', 'cpu', '--repeats', '2'] + [part for name, value in SETTINGS.items() for part in (f"--{name.replace('_', '-')}", str(value))]
+TINY = ['--device', 'cpu', '--repeats', '2'] + [part for name, value in SETTINGS.items()
+                                                for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def read(out, name):
@@ -128,7 +129,8 @@ def test_busy_cpu_writes_nothing(tmp_path):
     spinners = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(os.cpu_count() or 1)]
     try:
         with pytest.raises(MostNetError, match='the CPU was busy.*nothing was written.*--allow-busy'):
-            run_benchmarks(bench_settings(device='cpu', **{k: v for k, v in SETTINGS.items() if k not in ('slot_counts', 'position_sides', 'allow_busy')}),
+            quiet = {k: v for k, v in SETTINGS.items() if k not in ('slot_counts', 'position_sides', 'allow_busy')}
+            run_benchmarks(bench_settings(device='cpu', **quiet),
                            tmp_path, only=['training'], progress=None)
     finally:
         for spinner in spinners: spinner.kill()
@@ -142,7 +144,8 @@ def test_bench_step_is_the_training_step(tmp_path):
     from most_net.bench_tools import fixed_batch, time_callable
     from most_net.config import make_config
     from most_net.train import Trainer
-    settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2, repeats=7)
+    settings = bench_settings(device='cpu', preset='tiny', image_size=64, batch_size=4, perceptual_net='none', warmup=2,
+                              repeats=7)
     bench = bench_cpu_step(settings, names=('bf16 autocast',), variants=('most_net',), parts=False, peaks=False)
     config = make_config('tiny', image_size=64, batch_size=4, data_root='synthetic:4', precision='bf16', channels_last=False)
     trainer = Trainer(config, tmp_path, pretrained=False)
@@ -164,7 +167,8 @@ def test_bad_input(tmp_path):
 def test_missing_dataset(tmp_path, monkeypatch):
     import most_net.bench as bench
     monkeypatch.setattr(bench, 'locate_cufs', lambda settings: None)   # as on a machine without CUFS
-    tables = run_benchmarks(bench_settings(device='cpu', metric_repeats=1, allow_busy=True), tmp_path, only=['metrics'], progress=None)
+    tables = run_benchmarks(bench_settings(device='cpu', metric_repeats=1, allow_busy=True), tmp_path, only=['metrics'],
+                            progress=None)
     assert tables['metrics']['note'].item().startswith('skipped: CUFS not found')
     assert read(tmp_path, 'metrics')['mode'].item() == 'full'
     assert not (tmp_path / 'figures' / 'bench_metrics.png').exists()

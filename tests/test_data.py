@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from most_net.core import MostNetError, find_dataset
+from most_net.core import MostNetError
+from most_net.synthetic import find_dataset
 from most_net.data import (CUFS_HW, DatasetError, FaceSketchDataset, TensorLoader, crop_to_original,
                            pad_to_square, postprocess_prediction, read_pairs, tensor_to_uint8, uint8_to_tensor,
                            validate_dataset)
@@ -98,7 +99,8 @@ def test_cufs_tensor_loader(cufs_sets):
 
 # ---------------------------------------------------------------- padding and conversions
 
-@pytest.mark.parametrize('shape,size', [((250, 200), 256), ((250, 200, 3), 256), ((17, 9), 32), ((7, 8, 1), 8), ((250, 200), 250)])
+@pytest.mark.parametrize('shape,size',
+                         [((250, 200), 256), ((250, 200, 3), 256), ((17, 9), 32), ((7, 8, 1), 8), ((250, 200), 250)])
 def test_pad_crop_round_trip_is_bit_exact(shape, size):
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     padded = pad_to_square(image, size)

@@ -193,7 +193,8 @@ def test_uploads_that_share_a_name_are_kept_apart(client, photos, tmp_path):
     shutil.copy(photos / 'astronaut.png', tmp_path / 'astronaut.jpg')
     _, _, files, summary = sketch_several(client, [tmp_path / 'astronaut.jpg', photos / 'astronaut.png'])
     assert summary.startswith('2 of 2 photos sketched') and 'failed' not in summary
-    assert [Path(path).name for path in files] == ['astronaut.jpg_aligned.png', 'astronaut.jpg_sketch.png', 'astronaut.png_aligned.png',
+    assert [Path(path).name for path in files] == ['astronaut.jpg_aligned.png', 'astronaut.jpg_sketch.png',
+                                                   'astronaut.png_aligned.png',
                                                    'astronaut.png_sketch.png']
 
 
@@ -270,7 +271,7 @@ def test_most_net_demo_serves_the_page_and_stops_on_ctrl_c(gradio_client, tmp_pa
     try:
         with open(err_path, 'w') as err_file:
             process = subprocess.Popen([str(script), 'demo', '--port', str(port)], stdout=subprocess.PIPE, stderr=err_file,
-                                       text=True, cwd=tmp_path)   # outside the checkout: the released generator is found all the same
+                                       text=True, cwd=tmp_path)   # outside the checkout: the released generator is found as well
     finally: signal.signal(signal.SIGINT, ignored)
     try:
         lines = []
@@ -292,7 +293,8 @@ def test_most_net_demo_serves_the_page_and_stops_on_ctrl_c(gradio_client, tmp_pa
         if process.poll() is None: process.kill()
     out = ''.join(lines)
     assert process.returncode == 0, err
-    assert re.search(rf'^most-net demo: most_net from .*most_net_cufs_cpu256\.safetensors on cpu, serving {re.escape(url)} ', out, re.M), out
+    assert re.search(rf'^most-net demo: most_net from .*most_net_cufs_cpu256\.safetensors on cpu, serving {re.escape(url)} ', out,
+                     re.M), out
     assert err.strip() == 'most-net demo: stopped', err
     print(f'most-net demo served its page {seconds:.1f} s after it was started')
 
@@ -311,7 +313,8 @@ def test_browser_uploads_the_astronaut_and_shows_its_sketch(page, sketcher, phot
     """Chromium opens the page, uploads the astronaut and waits for the sketch (which must be the Sketcher's); then a face-less
     photo and a webcam shot (Chromium's fake camera) get their one-line messages in the page; every request stays on the page's
     own server and no font file is loaded."""
-    sync_api = pytest.importorskip('playwright.sync_api', reason='Playwright not installed: pip install playwright (it is in .[dev])')
+    sync_api = pytest.importorskip('playwright.sync_api',
+                                   reason='Playwright not installed: pip install playwright (it is in .[dev])')
     executable = chromium_executable()
     if executable is None:
         pytest.skip('no Chromium installed: apt-get install chromium (or point $MOST_NET_CHROMIUM at a Chromium or Chrome)')
@@ -343,7 +346,8 @@ def test_browser_uploads_the_astronaut_and_shows_its_sketch(page, sketcher, phot
             tab.get_by_text('flat.png: no face found').wait_for(timeout=60_000)
             tab.get_by_label('Capture from camera').click()
             tab.get_by_text('Click to Access Webcam').click()
-            tab.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth > 0)",
+            tab.wait_for_function("() => [...document.querySelectorAll('video')]"
+                          ".some(v => v.readyState >= 2 && v.videoWidth > 0)",
                                    timeout=30_000)   # the camera streams: a shot now is a frame, not an empty canvas
             tab.get_by_label('capture photo').click(timeout=30_000)
             # the fake camera films a test pattern, no face: the shot reaches the sketcher, which says so in the page

@@ -33,14 +33,14 @@ def exported_notebooks(nbs: Path = NBS) -> dict[str, Path]:
 
 
 def _public_members(cls: type) -> list[str]:
-    "The public methods, class/static methods and properties a class defines itself (inherited ones are documented where they are defined)."
+    "The public methods, class/static methods and properties a class defines itself (inherited ones: where they are defined)."
     kinds = (staticmethod, classmethod, property)
     return [name for name, value in vars(cls).items()
             if not name.startswith('_') and (inspect.isfunction(value) or isinstance(value, kinds))]
 
 
 def expected_names(module: str) -> set[str]:
-    "Every name of `most_net.<module>` that needs a doc entry: the functions and classes of `__all__` and the classes' public members."
+    "Every name of `most_net.<module>` that needs a doc entry: `__all__`'s functions and classes, the classes' public members."
     mod = importlib.import_module(f'most_net.{module}')
     names = set()
     for name in getattr(mod, '__all__', []):
@@ -52,7 +52,7 @@ def expected_names(module: str) -> set[str]:
 
 
 def documented_names(notebook: str | Path) -> set[str]:
-    "The names `show_doc` documents in `notebook`: the explicit `show_doc(...)` cells and those nbdev adds after exported definitions."
+    "The names `show_doc` documents in `notebook`: the explicit `show_doc(...)` cells and those nbdev adds after definitions."
     from execnb.nbio import read_nb
     from nbdev.process import NBProcessor
     from nbdev.processors import _get_nm, _show_docs, add_show_docs, populate_language

@@ -113,7 +113,7 @@ def test_sigterm_checkpoints_the_current_step_and_resumes_to_the_same_weights(tm
 
 
 def _signal_in_step(monkeypatch, step: int, *signals: int, pause: float = 0.0) -> None:
-    "Send this process `signals` in the middle of training step `step + 1`, `pause` seconds apart, as a terminal or a cluster would."
+    "Send this process `signals` in the middle of training step `step + 1`, `pause` s apart, as a terminal or cluster would."
     real_step = Trainer.train_step
     def step_then_signal(self, *batch):
         if self.step == step:
@@ -154,7 +154,8 @@ def test_a_signal_arriving_twice_at_once_is_one_request(tmp_path, monkeypatch, c
     run_dir = tmp_path / 'run'
     _signal_in_step(monkeypatch, 4, signal.SIGTERM, signal.SIGTERM, signal.SIGINT)
     assert main(['train', *OPTIONS, '--run-dir', str(run_dir), '--no-evaluate']) == 143
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f'faults: SIGTERM stopped training at step 5 of {STEPS}; checkpoint ')
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f'faults: SIGTERM stopped training at step 5 of {STEPS}; '
+                                                               'checkpoint ')
     assert load_checkpoint(run_dir / 'checkpoints' / 'last.pt')['step'] == 5
 
 
@@ -176,7 +177,8 @@ def _distributed_worker(rank: int, store: str, out: str) -> None:
         resumed = train(make_config('tiny', name='ddp', **options), run_dir=Path(out) / 'ddp', resume=True, **common)
         train(make_config('tiny', name='ddp_whole', **options), run_dir=Path(out) / 'whole', **common)
         (Path(out) / f'rank{rank}.json').write_text(json.dumps(
-            {'stopped_by': stopped.stopped_by, 'stopped_at': stopped.steps, 'on_disk': step_on_disk, 'resumed_to': resumed.steps}))
+            {'stopped_by': stopped.stopped_by, 'stopped_at': stopped.steps, 'on_disk': step_on_disk,
+             'resumed_to': resumed.steps}))
     finally:
         dist.destroy_process_group()
 
@@ -211,7 +213,8 @@ def train_in_child(kill_inside_checkpoint_write: bool) -> int:
             real_fsync = os.fsync
             def fsync_then_die(fd):
                 real_fsync(fd)
-                if os.path.basename(os.readlink(f'/proc/self/fd/{fd}')).startswith('.last.pt.'): os.kill(os.getpid(), signal.SIGKILL)
+                if os.path.basename(os.readlink(f'/proc/self/fd/{fd}')).startswith('.last.pt.'):
+                    os.kill(os.getpid(), signal.SIGKILL)
             os.fsync = fsync_then_die
         if run.exists() and not last.is_file(): shutil.rmtree(run)   # killed before its first checkpoint: start again
         train(config, run_dir=run, resume=last.is_file(), evaluate=False, progress=False, device='cpu')
@@ -299,7 +302,8 @@ def test_a_write_fault_in_any_writer_is_one_line_and_loses_nothing(tmp_path, mon
     name, pattern, after = WRITERS[writer]
     run_dir = tmp_path / 'run'
     faults = WriteFaults(monkeypatch, pattern, code, after)
-    status = main(['train', '--preset', 'tiny', '--name', 'full', '--max-steps', '4', '--checkpoint-every', '2', '--sample-every', '4',
+    status = main(['train', '--preset', 'tiny', '--name', 'full', '--max-steps', '4', '--checkpoint-every', '2',
+                   '--sample-every', '4',
                    '--metrics', 'ssim', '--device', 'cpu', '--run-dir', str(run_dir)])
     monkeypatch.undo()
     err = capsys.readouterr().err
@@ -331,7 +335,8 @@ def test_a_full_disk_in_a_real_process_is_one_line_and_the_resume_command_works(
         os.fsync = fsync
     ''') + MAIN
     done = subprocess.run([sys.executable, '-c', fill, 'train', *OPTIONS, '--max-steps', '8', '--checkpoint-every', '3',
-                           '--run-dir', str(run_dir), '--no-evaluate'], capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
+                           '--run-dir', str(run_dir), '--no-evaluate'], capture_output=True, text=True, env=_env(), cwd=tmp_path,
+                           timeout=600)
     line = _error_line(done.stderr)
     assert done.returncode == 1 and 'Traceback' not in done.stderr, done.stderr[-3000:]
     assert re.fullmatch(rf'most-net train: error: cannot write {run_dir}/checkpoints/last.pt: no space left on the disk '
@@ -349,7 +354,8 @@ def test_preflight_names_the_folder_the_space_needed_and_free(tmp_path, monkeypa
     line = _error_line(capsys.readouterr().err)
     assert status == 1
     assert re.fullmatch(rf'most-net train: error: {tmp_path}/run has 2\.0 MB free but two checkpoints \((\d+\.\d) MB each\), '
-                        r'16 test predictions and a sample grid need (\d+\.\d) MB: free space on that disk or choose another --run-dir',
+                        r'16 test predictions and a sample grid need (\d+\.\d) MB: free space on that disk or choose another '
+                        r'--run-dir',
                         line), line
     assert not (tmp_path / 'run' / 'checkpoints').exists()     # nothing trained
 
@@ -371,7 +377,8 @@ def _out_of_memory(*args, **kwargs):
 
 def test_out_of_memory_in_training_names_the_batch_and_image_size(tmp_path, monkeypatch, capsys):
     real_step = Trainer.train_step
-    monkeypatch.setattr(Trainer, 'train_step', lambda self, *batch: _out_of_memory() if self.step == 2 else real_step(self, *batch))
+    monkeypatch.setattr(Trainer, 'train_step',
+                        lambda self, *batch: _out_of_memory() if self.step == 2 else real_step(self, *batch))
     status = main(['train', '--preset', 'tiny', '--max-steps', '4', '--checkpoint-every', '2', '--device', 'cpu',
                    '--run-dir', str(tmp_path / 'run')])
     line = _error_line(capsys.readouterr().err)
@@ -388,8 +395,10 @@ def test_out_of_memory_in_the_test_predictions_names_eval_batch_size(tmp_path, m
     line = _error_line(capsys.readouterr().err)
     assert status == 1
     assert line.startswith('most-net train: error: out of memory on cpu sketching the test split with eval_batch_size=8 at '
-                           'image_size=64: lower eval_batch_size; training is done and saved, so predict again with: most-net train '
-                           f'--preset tiny --max-steps 2 --device cpu --eval-batch-size 4 --run-dir {tmp_path}/run --resume'), line
+                           'image_size=64: lower eval_batch_size; training is done and saved, so predict again with: '
+                           'most-net train '
+                           f'--preset tiny --max-steps 2 --device cpu --eval-batch-size 4 --run-dir {tmp_path}/run '
+                           '--resume'), line
 
 
 @pytest.fixture(scope='module')
@@ -411,7 +420,8 @@ def test_sketch_falls_back_to_smaller_batches_then_names_the_batch_size(tmp_path
     assert main(['sketch', *options, '-o', str(tmp_path / 'fell_back')]) == 0
     captured = capsys.readouterr()
     assert sizes == [5, 2, 2, 1] and len(list((tmp_path / 'fell_back').glob('*_sketch.png'))) == 5
-    assert 'sketch: out of memory on cpu with 5 faces at a time (64 px); trying 2 (a lower --batch-size avoids this)' in captured.err
+    said = 'sketch: out of memory on cpu with 5 faces at a time (64 px); trying 2 (a lower --batch-size avoids this)'
+    assert said in captured.err
     monkeypatch.setattr(Sketcher, 'generate', _out_of_memory)
     assert main(['sketch', *options, '-o', str(tmp_path / 'never')]) == 1
     assert _error_line(capsys.readouterr().err) == ('most-net sketch: error: out of memory on cpu even one face at a time '
@@ -422,7 +432,8 @@ def test_sketch_falls_back_to_smaller_batches_then_names_the_batch_size(tmp_path
 
 def test_sketch_write_fault_is_one_line(tmp_path, monkeypatch, capsys, faces, reference_run):
     WriteFaults(monkeypatch, r'/\.face2_sketch\.png\.', errno.ENOSPC)
-    status = main(['sketch', str(faces), '--checkpoint', str(reference_run), '--no-align', '--device', 'cpu', '-o', str(tmp_path / 'out')])
+    status = main(['sketch', str(faces), '--checkpoint', str(reference_run), '--no-align', '--device', 'cpu', '-o',
+                   str(tmp_path / 'out')])
     assert status == 1
     assert _error_line(capsys.readouterr().err).startswith(
         f'most-net sketch: error: cannot write {tmp_path}/out/face2_sketch.png: no space left on the disk (')

@@ -268,7 +268,8 @@ def test_the_package_ships_the_released_generator():
     card = (folder / 'README.md').read_text(encoding='utf-8')
     assert all(f'| `{name}` | `{digest}` |' in card for name, digest in release_checksums(path).items())
     loaded = read_generator(path)
-    assert (loaded.model_config.variant, loaded.image_size, loaded.resize, loaded.info['dtype']) == ('most_net', 256, False, 'float16')
+    read = (loaded.model_config.variant, loaded.image_size, loaded.resize, loaded.info['dtype'])
+    assert read == ('most_net', 256, False, 'float16')
 
 
 def test_released_generator_path_takes_the_first_folder_holding_one(tiny_run, tmp_path):
@@ -491,7 +492,8 @@ def test_cli_reports_each_failure_on_stderr(tiny_run, photo_dir, tmp_path):
 
 def test_cli_no_align_refuses_a_photo_too_small_to_be_a_face(tiny_run, tmp_path, capsys):
     Image.new('RGB', (1, 1), 'grey').save(tmp_path / 'dot.png')
-    code, last_line, _ = sketch_command(capsys, tmp_path / 'dot.png', '-o', tmp_path / 'out', '--checkpoint', tiny_run[0], '--no-align')
+    code, last_line, _ = sketch_command(capsys, tmp_path / 'dot.png', '-o', tmp_path / 'out', '--checkpoint', tiny_run[0],
+                                        '--no-align')
     assert code == 1 and 'dot.png: 1 x 1 pixels is too small to hold a face: a photo needs at least 24 x 24 pixels' in last_line
     assert not (tmp_path / 'out').exists()
 
@@ -585,7 +587,8 @@ def test_names_never_overwrite_another_photos_sketch(tiny_run, tmp_path, capsys)
     assert (tmp_path / 'three' / 'a_sketch.png').read_bytes() == b'somebody else\'s file'
     code, last_line, stdout = run('four', tmp_path / 'x' / 'a.jpg', tmp_path / 'y' / 'a.jpg')
     assert code == 1 and names('four') == ['a.jpg_sketch.png'] and stdout.startswith('1 of 2 photos sketched')
-    assert last_line == (f"most-net sketch: error: {tmp_path / 'y' / 'a.jpg'} and {tmp_path / 'x' / 'a.jpg'} would both be written to "
+    assert last_line == (f"most-net sketch: error: {tmp_path / 'y' / 'a.jpg'} and {tmp_path / 'x' / 'a.jpg'} would both be "
+                         "written to "
                          f"{tmp_path / 'four' / 'a.jpg_sketch.png'}: rename one of them, or sketch them into different folders")
 
 
@@ -594,7 +597,8 @@ def test_names_never_overwrite_another_photos_sketch(tiny_run, tmp_path, capsys)
 def run_demo(repo, out_ipynb, cwd, **parameters):
     """Execute nbs/experiments/sketch_your_photo.ipynb with papermill; the text it printed."""
     import papermill as pm
-    notebook = pm.execute_notebook(str(repo / 'nbs' / 'experiments' / 'sketch_your_photo.ipynb'), str(out_ipynb), parameters=parameters,
+    notebook = pm.execute_notebook(str(repo / 'nbs' / 'experiments' / 'sketch_your_photo.ipynb'), str(out_ipynb),
+                                   parameters=parameters,
                                    cwd=str(cwd), progress_bar=False)
     return ''.join(''.join(output.get('text', '')) for cell in notebook['cells'] for output in cell.get('outputs', []))
 

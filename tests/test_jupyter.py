@@ -1,4 +1,5 @@
-"""JupyterLab niceties: saving a notebook changes nothing in git, papermill runs the notebooks in this Python, tqdm shows widget bars.
+"""JupyterLab niceties: saving a notebook changes nothing in git, papermill runs the notebooks in this Python,
+tqdm shows widget bars.
 
 The notebooks name the stock `python3` kernel. JupyterLab writes the running kernel's `kernelspec` and the `language_info`
 of its `kernel_info` reply into a notebook's metadata when the kernel starts (the "modified" dot every nbdev user sees);

@@ -310,7 +310,7 @@ def test_evaluate_crops_padded_predictions_back(tmp_path, cufs_root):
 def test_evaluate_cli_writes_scores_and_prints_summary(tmp_path):
     import json
     from most_net.cli import main
-    from most_net.reports import load_summary, overall_metrics
+    from most_net.metrics import load_summary, overall_metrics
     pred = _dataset(tmp_path, {'a': ('AR', 1), 'b': ('CUHK', 2)})
     out = tmp_path / 'scores'
     with contextlib.redirect_stdout(io.StringIO()) as printed:

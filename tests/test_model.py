@@ -300,7 +300,8 @@ def test_state_dict_round_trip_restores_memory_and_output():
 def test_ablation_switches_reach_the_model():
     model = tiny_model(num_slots=16, temperature=0.2, momentum=0.9, num_si_blocks=1, renormalise_keys=True, read_chunk=33)
     memory = model.memory
-    assert (memory.num_slots, memory.temperature, memory.momentum, memory.renormalise_keys, memory.read_chunk) == (16, 0.2, 0.9, True, 33)
+    built = (memory.num_slots, memory.temperature, memory.momentum, memory.renormalise_keys, memory.read_chunk)
+    assert built == (16, 0.2, 0.9, True, 33)
     assert len(model.si_blocks) == 1
     no_memory = tiny_model('most_net_no_memory')
     assert no_memory.memory is None and no_memory.sketch_encoder is None

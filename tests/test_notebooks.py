@@ -25,7 +25,7 @@ def run_notebook(repo, notebook, scratch, **parameters):
 
 @pytest.fixture(scope='module')
 def ablation_runs(repo, tmp_path_factory):
-    """Table II at a tiny budget: trains the four variants and MOST-Net's second seed on the synthetic faces, then tabulates them."""
+    """Table II at a tiny budget: trains the four variants and MOST-Net's second seed on the synthetic faces, tabulates them."""
     out = tmp_path_factory.mktemp('table2')
     run_notebook(repo, 'table2', out, run_prefix='tiny', run_suffix='', second_seed_variants=['most_net'], train_missing=True,
                  data_root='synthetic:8', runs_dir=str(out / 'runs'), out_stem=str(out / 'table2'), **TINY)
@@ -80,7 +80,8 @@ def test_train_notebook_resume_and_overwrite(repo, tmp_path):
 
 def test_table2_notebook(ablation_runs):
     table = pd.read_csv(ablation_runs / 'table2.csv')
-    assert table['variant'].tolist() == ['pix2pix', 'most_net_no_mr', 'most_net', 'pix2pix', 'most_net_no_memory', 'most_net_no_mr', 'most_net']
+    assert table['variant'].tolist() == ['pix2pix', 'most_net_no_mr', 'most_net', 'pix2pix', 'most_net_no_memory',
+                                         'most_net_no_mr', 'most_net']
     measured = table[table['source'].str.startswith('measured')]
     assert len(measured) == 4 and measured['SSIM'].notna().all()
     spread = measured.set_index('variant')['SSIM seed spread']       # MOST-Net's seed 1 against its seed 0
@@ -122,7 +123,7 @@ def test_cpu_setting_notebook_judges_the_hour_runs_on_one_clock_against_the_seed
     """Per CPU-hour: two finished runs, each put on the timed step of step_times.csv, judged against hour_cpu256."""
     from most_net.config import make_config
     from most_net.prepare import carve_validation
-    from most_net.reports import validation_seed_spread
+    from most_net.statistics import validation_seed_spread
     from most_net.synthetic import write_synthetic_dataset
     from most_net.train import train
     validation = carve_validation(write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=2), tmp_path / 'hour_val')
@@ -170,7 +171,8 @@ def test_long_run_notebook_scores_the_test_split_and_releases(repo, tmp_path):
     readme.write_text('# x\n\n<!-- results:start -->\nold\n<!-- results:end -->\n')
     run_notebook(repo, 'long_run', tmp_path, preset='tiny', validation_root=str(validation), test_root=str(source),
                  metrics='ssim', runs_dir=str(runs), out_dir=str(tmp_path / 'out'), score_test=True, release=True,
-                 floor_dir=str(tmp_path / 'floor'), seed_spread_csv=str(spread), release_path=str(tmp_path / 'pkg' / 'g.safetensors'),
+                 floor_dir=str(tmp_path / 'floor'), seed_spread_csv=str(spread),
+                 release_path=str(tmp_path / 'pkg' / 'g.safetensors'),
                  results_dir=str(tmp_path / 'results'), readme=str(readme))
     curve = pd.read_csv(tmp_path / 'out' / 'val_curve.csv')
     assert curve['part'].tolist() == ['long_tiny'] and curve['step'].tolist() == [3]
@@ -207,7 +209,8 @@ def test_objective_notebook_checks_the_protocol_and_compares_matched_runs(repo, 
     protocol = pd.read_csv(out / 'protocol_overall.csv')
     assert len(set(protocol['model'])) == 4 and set(protocol['metric']) == {'FSIM', 'SSIM'}
     scores = pd.read_csv(out / 'protocol_scores.csv')
-    assert set(scores['split']) == {'validation', 'test'} and scores.query("split == 'test' and subset == 'all'")['count'].eq(3).all()
+    assert set(scores['split']) == {'validation', 'test'}
+    assert scores.query("split == 'test' and subset == 'all'")['count'].eq(3).all()
     comparison = pd.read_csv(out / 'comparison.csv')
     assert comparison[['run', 'weights']].dropna().values.tolist() == [
         ['base_s0', 'raw'], ['base_s0', 'ema'], ['adv03_s0', 'raw'], ['adv03_s0', 'ema'], ['base_s1', 'raw'], ['base_s1', 'ema']]

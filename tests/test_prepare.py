@@ -26,7 +26,8 @@ def _fake_release(cufs: Path, where: Path, per_group: int = 2) -> pd.DataFrame:
     pairs['photo_file'] = pairs['source_photo'].str.rsplit('/', n=1).str[-1]
     groups = []
     for (split, subset), rows in pairs.groupby(['split', 'subset']):
-        groups.append(rows.sort_values('photo_file').head(per_group + 1) if (split, subset) == ('test', 'CUHK') else rows.head(per_group))
+        extra = (split, subset) == ('test', 'CUHK')
+    groups.append(rows.sort_values('photo_file').head(per_group + 1) if extra else rows.head(per_group))
     chosen = pd.concat(groups)
     for row in chosen.itertuples():
         for kind, source in (('photos', row.source_photo), ('sketches', row.source_sketch)):
@@ -40,13 +41,15 @@ def test_prepare_converts_a_fake_cufs_release(cufs_root, tmp_path):
     chosen = _fake_release(cufs_root, tmp_path / 'download')
     counts = prepare_dataset(tmp_path / 'download', tmp_path / 'CUFS')
     expected = Counter(zip(chosen['split'], chosen['subset']))
-    assert counts == {split: {subset: expected[(split, subset)] for subset in ('AR', 'CUHK', 'XM2VTS')} for split in ('train', 'test')}
+    assert counts == {split: {subset: expected[(split, subset)] for subset in ('AR', 'CUHK', 'XM2VTS')}
+                      for split in ('train', 'test')}
     converted = read_pairs(tmp_path / 'CUFS')
     columns = ['split', 'subset', 'name', 'source_photo', 'source_sketch']
     assert sorted(map(tuple, converted[columns].values.tolist())) == sorted(map(tuple, chosen[columns].values.tolist()))
     for row in converted.itertuples():   # the bytes are copied as they are
         for kind in ('photos', 'sketches'):
-            assert (tmp_path / 'CUFS' / row.split / kind / row.name).read_bytes() == (cufs_root / row.split / kind / row.name).read_bytes()
+            copied, original = tmp_path / 'CUFS' / row.split / kind / row.name, cufs_root / row.split / kind / row.name
+    assert copied.read_bytes() == original.read_bytes()
     assert len(FaceSketchDataset(tmp_path / 'CUFS', 'test')) == len(chosen.query("split == 'test'"))
 
 
@@ -90,7 +93,8 @@ def test_prepare_cufsf_and_user_pairs_convert_other_sizes(tmp_path):
             Image.fromarray(picture).resize((300, 300)).save(tmp_path / 'cufsf' / kind / f'{stem}.png')
     counts = prepare_dataset(tmp_path / 'cufsf', tmp_path / 'CUFSF', 'cufsf', cufsf_train=2)
     assert counts == {'train': {'CUFSF': 2}, 'test': {'CUFSF': 1}}
-    assert read_pairs(tmp_path / 'CUFSF').set_index('name')['split'].to_dict() == {'a.png': 'train', 'b.png': 'train', 'c.png': 'test'}
+    splits = read_pairs(tmp_path / 'CUFSF').set_index('name')['split'].to_dict()
+    assert splits == {'a.png': 'train', 'b.png': 'train', 'c.png': 'test'}
     with Image.open(tmp_path / 'CUFSF' / 'test' / 'photos' / 'c.png') as image:
         assert image.size == (200, 250) and image.mode == 'RGB'     # square 300 x 300: centre-cropped to 4:5, resized
     with Image.open(tmp_path / 'CUFSF' / 'test' / 'sketches' / 'c.png') as image:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from most_net.reports import sync_readme
+from most_net.readme import sync_readme
 
 
 def _block(readme: str, marker: str) -> str:
@@ -19,7 +19,7 @@ def _block(readme: str, marker: str) -> str:
 
 def test_readme_results_match_results_folder(repo):
     assert not sync_readme(repo / 'README.md', repo / 'results', check=True), \
-        'README results block is stale: run most_net.reports.sync_readme("README.md", "results")'
+        'README results block is stale: run most_net.readme.sync_readme("README.md", "results")'
 
 
 def test_readme_has_two_quickstart_commands(repo):
@@ -38,7 +38,8 @@ def test_ci_runs_the_readme_test_command(repo):
 def test_notebook_map_lists_every_notebook(repo):
     readme = (repo / 'README.md').read_text()
     listed = set(re.findall(r'`nbs/([\w/-]+\.ipynb)`', readme))
-    present = {p.relative_to(repo / 'nbs').as_posix() for p in (repo / 'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts}
+    present = {p.relative_to(repo / 'nbs').as_posix() for p in (repo / 'nbs').rglob('*.ipynb')
+               if '.ipynb_checkpoints' not in p.parts}
     assert listed == present, f'README notebook map: missing {present - listed}, stale {listed - present}'
 
 

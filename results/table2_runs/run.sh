@@ -5,7 +5,7 @@
 # CPU (bf16 autocast where the CPU has native bf16), and is scored on the 338 test pairs.
 # pix2pix's test mode (eval: running statistics; train: pix2pix's own test time) is chosen first, on the 40
 # validation pairs: a pix2pix run at the same budget trained on data/CUFS_val, both modes scored
-# (most_net.reports.score_test_modes -> pix2pix_test_mode.csv); the pix2pix rows are sketched in the winner.
+# (most_net.evaluation.score_test_modes -> pix2pix_test_mode.csv); the pix2pix rows are sketched in the winner.
 # One run at a time (each takes both cores); a run cut short resumes exactly from its checkpoint when run.sh
 # is started again; a finished run (summary.json) is skipped, or only re-sketched when its test mode is not
 # the chosen one. Run from the checkout root:
@@ -37,7 +37,7 @@ if [ ! -f "$here/pix2pix_test_mode.csv" ]; then
     fi
     python - <<'PY'
 from most_net.core import atomic_write_text
-from most_net.reports import choose_test_mode, score_test_modes
+from most_net.evaluation import choose_test_mode, score_test_modes
 scores = score_test_modes('results/runs/t2_val_pix2pix_seed0')
 scores['chosen'] = scores['test_mode'] == choose_test_mode(scores)
 print(scores.to_string(index=False))
