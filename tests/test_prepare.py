@@ -27,7 +27,7 @@ def _fake_release(cufs: Path, where: Path, per_group: int = 2) -> pd.DataFrame:
     groups = []
     for (split, subset), rows in pairs.groupby(['split', 'subset']):
         extra = (split, subset) == ('test', 'CUHK')
-    groups.append(rows.sort_values('photo_file').head(per_group + 1) if extra else rows.head(per_group))
+        groups.append(rows.sort_values('photo_file').head(per_group + 1) if extra else rows.head(per_group))
     chosen = pd.concat(groups)
     for row in chosen.itertuples():
         for kind, source in (('photos', row.source_photo), ('sketches', row.source_sketch)):
@@ -49,7 +49,7 @@ def test_prepare_converts_a_fake_cufs_release(cufs_root, tmp_path):
     for row in converted.itertuples():   # the bytes are copied as they are
         for kind in ('photos', 'sketches'):
             copied, original = tmp_path / 'CUFS' / row.split / kind / row.name, cufs_root / row.split / kind / row.name
-    assert copied.read_bytes() == original.read_bytes()
+            assert copied.read_bytes() == original.read_bytes()
     assert len(FaceSketchDataset(tmp_path / 'CUFS', 'test')) == len(chosen.query("split == 'test'"))
 
 
