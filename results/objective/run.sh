@@ -32,7 +32,9 @@ here="results/objective/$name"
 run="results/runs/obj_$name"
 mkdir -p "$here"
 if [ "${2:-}" = save ]; then
-    if [ -f "$run/checkpoints/weights.safetensors" ]; then
+    if [ -f "$run/checkpoints/weights.safetensors" ] && [ "$(stat -c %s "$run/checkpoints/weights.safetensors")" -gt 50000000 ]; then
+        echo "$run's weights are over 50 MB (pix2pix's 64-wide U-Net): they stay on this machine, not in git"
+    elif [ -f "$run/checkpoints/weights.safetensors" ]; then
         cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"; echo "saved $run's weights into $here"
     else echo "no checkpoint of $run on this machine: $here/weights.safetensors stays as committed"; fi
     exit 0
