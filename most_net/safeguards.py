@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import datetime as _dt
+import io
 import json
 import os
 import re
@@ -27,13 +29,15 @@ import torch
 import torch.nn as nn
 
 from .config import TrainConfig, make_config
-from .core import MostNetError, format_bytes, free_bytes, repo_root, unwrap_model, write_guard
+from .core import (MostNetError, atomic_write_text, format_bytes, free_bytes, portable_path, repo_root,
+                           unwrap_model, write_guard)
 from .options import config_values, option_flag
 
 # %% auto #0
-__all__ = ['LOCK_NAME', 'PREDICTION_BYTES', 'STOP_SIGNALS', 'STOP_NAMES', 'REPEAT_SECONDS', 'make_run_dir', 'run_lock',
-           'preflight_folder', 'checkpoint_bytes', 'sample_grid_bytes', 'required_bytes', 'remove_stale_temporaries',
-           'catch_stop_signals', 'agreed_stop_signal', 'resume_command', 'recovery_note', 'out_of_memory_message',
+__all__ = ['RUN_IDENTITY', 'LOCK_NAME', 'PREDICTION_BYTES', 'STOP_SIGNALS', 'STOP_NAMES', 'REPEAT_SECONDS', 'make_run_dir',
+           'check_same_run', 'continue_run_dir', 'forget_rows_after', 'run_lock', 'preflight_folder',
+           'checkpoint_bytes', 'sample_grid_bytes', 'required_bytes', 'remove_stale_temporaries', 'catch_stop_signals',
+           'agreed_stop_signal', 'resume_command', 'recovery_note', 'out_of_memory_message',
            'test_out_of_memory_message']
 
 # %% ../nbs/15_safeguards.ipynb #275c761f
@@ -49,6 +53,40 @@ def make_run_dir(name: str | None = None, root: str | os.PathLike | None = None,
                            'choose another name, resume it, or delete it')
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+# %% ../nbs/15_safeguards.ipynb #3402baee
+RUN_IDENTITY = ('variant', 'image_size', 'batch_size', 'seed', 'data_root')
+
+def check_same_run(saved: TrainConfig, config: TrainConfig, what: str) -> None:
+    "Refuse to `what` (resume, continue) a run whose variant, image size, batch, seed or data differ from `config`'s."
+    for key in RUN_IDENTITY:
+        old, new = getattr(saved, key), getattr(config, key)
+        if key == 'data_root': old, new = portable_path(old), portable_path(new)
+        if old != new:
+            raise MostNetError(f'cannot {what}: it has {key}={old!r}, this run has {new!r}; '
+                               'use the options it was made with, or another run name')
+
+# %% ../nbs/15_safeguards.ipynb #b1f5a6ee
+def continue_run_dir(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
+    "The folder a warm start trains in: the run's own when its `config.json` holds the same run, else a new one."
+    run_dir = Path(run_dir)
+    config_path = run_dir / 'config.json'
+    if not config_path.is_file(): return make_run_dir(run_dir.name, root=run_dir.parent)
+    saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    check_same_run(saved, config, f'continue the run in {run_dir} (its config.json)')
+    return run_dir
+
+def forget_rows_after(run_dir: str | os.PathLike, step: int) -> None:
+    "Drop the rows of the run's `log.csv` and `val_curve.csv` past `step`: the steps a warm start trains again."
+    for path in (Path(run_dir) / 'log.csv', Path(run_dir) / 'val_curve.csv'):
+        if not path.is_file(): continue
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        kept = [row for row in rows if int(row['step']) <= step]
+        if len(kept) == len(rows): continue
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader(); writer.writerows(kept)
+        with write_guard(path): atomic_write_text(path, out.getvalue())
 
 # %% ../nbs/15_safeguards.ipynb #53f1185d
 LOCK_NAME = '.lock'

@@ -32,8 +32,8 @@ from .losses import DiscriminatorLoss, GeneratorLoss
 from .metrics import score_into
 from .prepare import TEST_MIX_FILE, read_test_mix
 from .networks import build_discriminator, build_generator, count_parameters
-from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, checkpoint_bytes, make_run_dir,
-                                 out_of_memory_message, preflight_folder, recovery_note, remove_stale_temporaries,
+from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, check_same_run, checkpoint_bytes,
+                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message, preflight_folder, recovery_note, remove_stale_temporaries,
                                  required_bytes, resume_command, run_lock, sample_grid_bytes,
                                  test_out_of_memory_message)
 
@@ -183,10 +183,7 @@ def save_checkpoint(self: Trainer, path: str | os.PathLike | None = None) -> Pat
 def load_state_dict(self: Trainer, state: dict[str, Any]) -> None:
     "Continue from a checkpoint written by `save_checkpoint` (any number of processes)."
     saved = TrainConfig.from_dict(state['config'])
-    for key in ('variant', 'image_size', 'batch_size', 'seed', 'data_root'):
-        if getattr(saved, key) != getattr(self.config, key):
-            raise MostNetError(f'cannot resume: checkpoint has {key}={getattr(saved, key)!r}, '
-                               f'this run has {getattr(self.config, key)!r}')
+    check_same_run(saved, self.config, 'resume from the checkpoint')
     unwrap_model(self.generator).load_state_dict(state['generator'])
     unwrap_model(self.discriminator).load_state_dict(state['discriminator'])
     if self.generator_ema is not None:   # a checkpoint from before the EMA was on: it starts from the generator
@@ -430,7 +427,9 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
         raise MostNetError('give either resume (this machine) or warm_start (a weights file), not both')
     config = config or make_config(overrides.pop('preset', 'tiny'), **overrides)
     run_dir = resolve_path(run_dir) if run_dir is not None else repo_root() / 'results' / 'runs' / config.name
-    if not resume and rank == 0: run_dir = make_run_dir(run_dir.name, root=run_dir.parent)
+    if not resume and rank == 0:   # a warm start goes on in its run's folder (on another machine)
+        run_dir = (make_run_dir(run_dir.name, root=run_dir.parent) if warm_start is None
+                   else continue_run_dir(run_dir, config))
     _barrier(world_size)
     with run_lock(run_dir, active=rank == 0):   # one process per run folder
         trainer = Trainer(config, run_dir, device=device, pretrained=pretrained, rank=rank, world_size=world_size)
@@ -439,7 +438,9 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
                 raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
             trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
             remove_stale_temporaries(run_dir)
-        if warm_start is not None: trainer.load_weights(resolve_path(warm_start))
+        if warm_start is not None:
+            trainer.load_weights(resolve_path(warm_start))
+            if rank == 0: forget_rows_after(run_dir, trainer.step)
         trainer.preflight(evaluate)
         if rank == 0: print(trainer.setting_line(), flush=True)
         info = {'parameters_g': count_parameters(trainer.generator), 'parameters_d': count_parameters(trainer.discriminator),
