@@ -13,21 +13,25 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from .config import TrainConfig
 from .core import MostNetError, atomic_write_bytes, atomic_write_text, portable_path, portable_text, resolve_path
 from .data import read_pairs
 from .generator_files import release_checksums, release_generator
+from .hooks import validation_weights
 from .inference import Sketcher
 from .metrics import METRIC_COLUMNS, METRICS, SUMMARY_KEYS, load_summary, overall_metrics, score_into
 from .options import config_values
 from .readme import sync_readme
 from .synthetic import open_dataset
-from .tables import FLOOR_METHOD, PAPER_TABLE1, TABLE1_TITLE, budget, format_score, make_table1, usable_floor, write_table
+from .tables import (FLOOR_METHOD, PAPER_TABLE1, TABLE1_TITLE, budget, format_score, make_table1,
+                             read_table1_baselines, usable_floor, write_table)
 
 # %% auto #0
-__all__ = ['DATA_TERMS', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_release', 'replace_release', 'release_most_net']
+__all__ = ['DATA_TERMS', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_generator_file', 'score_release',
+           'validation_point_description', 'score_validation_point', 'replace_release', 'release_most_net']
 
 # %% ../nbs/30_release.ipynb #b3c8947e
 DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
@@ -55,10 +59,10 @@ def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) 
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (`scores`'s), checksums."
-    summary = load_summary(run_dir)
+    summary = load_summary(scores if scores is not None else run_dir)   # a scored file carries its run's description
     config = config_values(TrainConfig.from_dict(json.loads((Path(run_dir) / 'config.json').read_text())))   # flat or nested
     release_path = Path(release_path)
-    scored = load_summary(scores) if scores is not None else summary
+    scored = summary
     test_root = scored.get('test_root', summary['data_root'])
     evaluated = 'its' if test_root == summary['data_root'] else f'the {portable_path(test_root)}'
     rows = [(f"this generator ({'the released fp16 file' if scores is not None else 'the run'})", overall_metrics(scored))]
@@ -98,23 +102,55 @@ def write_model_card(run_dir, release_path, floor=None, command: str = '', score
     "Write `model_card(...)` as README.md beside the released generator, atomically."
     return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command, scores))
 
-def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, data_root: str | os.PathLike,
-                  out_dir: str | os.PathLike,
-                  metrics: Sequence[str] = METRICS, device=None,
-                  progress: bool = True) -> dict[str, Any]:
-    "Sketch `data_root`'s test split with the released file (as `Sketcher` loads it), score it; a run-like summary in `out_dir`."
-    test_set, sketcher = open_dataset(data_root, split='test', augment=False), Sketcher(release_path, device=device)
+def score_generator_file(path: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
+                         description: dict[str, Any], metrics: Sequence[str] = METRICS, device=None,
+                         progress: bool = True) -> dict[str, Any]:
+    "Sketch `data_root`'s test split with a generator file (as `Sketcher` loads it), score it; description + scores in `out_dir`."
+    test_set, sketcher = open_dataset(data_root, split='test', augment=False), Sketcher(path, device=device)
     predictions = sketcher.predict([test_set.original_photo(i) for i in range(len(test_set))])
     out_dir = resolve_path(out_dir)
     for name, prediction in zip(test_set.names, predictions):
         buffer = io.BytesIO(); Image.fromarray(prediction).save(buffer, format='PNG')
         atomic_write_bytes(out_dir / 'predictions' / f'{Path(name).stem}.png', buffer.getvalue())
     items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i), predictions[i]) for i in range(len(test_set))]
-    run = {key: value for key, value in load_summary(run_dir).items() if key not in ('run_dir', *SUMMARY_KEYS)}
     return score_into(items, out_dir, metrics, device, progress,
-                      **{**run, 'name': f'{Path(release_path).name} (released)',
-                         'release': portable_path(Path(release_path).resolve()),
-                         'release_sha256': release_checksums(release_path), 'test_root': portable_path(data_root)})
+                      **{**description, 'release': portable_path(Path(path).resolve()),
+                         'release_sha256': release_checksums(path), 'test_root': portable_path(data_root)})
+
+def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, data_root: str | os.PathLike,
+                  out_dir: str | os.PathLike, metrics: Sequence[str] = METRICS, device=None,
+                  progress: bool = True) -> dict[str, Any]:
+    "Score the released file of `run_dir` (an evaluated run) on `data_root`'s test split; a run-like summary in `out_dir`."
+    run = {key: value for key, value in load_summary(run_dir).items() if key not in ('run_dir', *SUMMARY_KEYS)}
+    return score_generator_file(release_path, data_root, out_dir, {**run, 'name': f'{Path(release_path).name} (released)'},
+                                metrics, device, progress)
+
+
+# %% ../nbs/30_release.ipynb #ea908754
+def validation_point_description(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series) -> dict[str, Any]:
+    "A run-like description of the generator `run_dir` kept at validation `point` (a row of its val_curve.csv)."
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    info = json.loads((run_dir / 'run_info.json').read_text())
+    step, weights = int(point['step']), str(point['weights'])
+    return {'name': f'{config.name} at step {step} ({weights} weights)', 'variant': config.variant, 'preset': config.preset,
+            'data_root': portable_path(config.data_root), 'steps': step, 'epochs': round(step / info['steps_per_epoch'], 2),
+            'parameters_g': info['parameters_g'], 'batch_size': config.batch_size, 'image_size': config.image_size,
+            'perceptual': config.objective().perceptual_note, 'test_mode': config.test_mode,
+            'stopped_by': f'the best validation point of its curve (step {step} of {info["total_steps"]}, {weights} weights)',
+            'train_minutes': float(point['train_minutes']), 'total_steps': info['total_steps'], 'weights': weights,
+            'train_hardware': info.get('hardware')}
+
+def score_validation_point(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series, test_root: str | os.PathLike,
+                           out_dir: str | os.PathLike, metrics: Sequence[str] = METRICS, device=None,
+                           progress: bool = True) -> dict[str, Any]:
+    "Score on `test_root`'s test split the generator `run_dir` kept at validation `point`; a run-like summary in `out_dir`."
+    path = validation_weights(run_dir, int(point['step']), str(point['weights']))
+    if not path.is_file():
+        raise MostNetError(f'{path} not found: the generators kept at validation points stay on the machine that trained '
+                           f'{run_dir} (checkpoints/ is not committed); score it there, or train the run again')
+    return score_generator_file(path, test_root, out_dir, validation_point_description(run_dir, point), metrics, device,
+                                progress)
 
 # %% ../nbs/30_release.ipynb #9cda41b5
 def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,
@@ -134,7 +170,8 @@ def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, te
     try:                                                       # everything that can fail, before anything is replaced
         atomic_write_bytes(staged, candidate.read_bytes())
         write_model_card(run_dir, staged, floor, command, test_scores)
-        table1 = make_table1({'CUFS': test_scores}, floor=usable_floor(floor, [test_scores])) if results_dir is not None else None
+        table1 = None if results_dir is None else make_table1(
+            {'CUFS': test_scores}, floor=usable_floor(floor, [test_scores]), baselines=read_table1_baselines(results_dir))
     except BaseException:
         shutil.rmtree(staged.parent, ignore_errors=True); raise
     os.replace(staged.parent / 'README.md', release_path.parent / 'README.md')

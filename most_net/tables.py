@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -21,9 +22,9 @@ from .statistics import NO_DIFFERENCE, paired_differences, same_test_set, seed_s
 from .synthetic import open_dataset
 
 # %% auto #0
-__all__ = ['PAPER_TABLE1', 'TABLE1_TITLE', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'budget', 'format_score',
-           'table_markdown', 'write_table', 'floor_summary', 'usable_floor', 'subset_line', 'make_table1',
-           'make_table2']
+__all__ = ['PAPER_TABLE1', 'TABLE1_TITLE', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'TABLE1_BASELINES_FILE', 'budget',
+           'format_score', 'table_markdown', 'write_table', 'floor_summary', 'usable_floor', 'subset_line',
+           'make_table1', 'make_table2', 'read_table1_baselines']
 
 # %% ../nbs/28_tables.ipynb #6a02ebef
 _T1 = {  # method: (FSIM CUFS, CUFSF, SSIM CUFS, CUFSF, squeeze CUFS, CUFSF, alex CUFS, CUFSF, vgg CUFS, CUFSF)
@@ -171,15 +172,19 @@ def _notes(summaries: dict[str, dict]) -> list[str]:
         notes.append(f'{metric} not computed for {who}: {portable_text(reason)}')
     return notes
 
-def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None,
-                floor_dataset: str = 'CUFS') -> tuple[pd.DataFrame, list[str]]:
-    "Table I: the paper's rows (quoted), one row per dataset of ours (`runs`: 'CUFS'/'CUFSF' -> run folder), then the floor's."
+def _ours_label(method: str, dataset: str) -> str:
+    "'MOST-Net (ours)', 'CUFS' -> 'MOST-Net (ours, CUFS)': how a measured row's notes name it."
+    return f"{method.removesuffix(')')}, {dataset})" if method.endswith(')') else f'{method} ({dataset})'
+
+def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None, floor_dataset: str = 'CUFS',
+                baselines: dict[str, dict[str, str | os.PathLike]] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    "Table I: the paper's rows (quoted), our `baselines` (method -> dataset -> scored folder), ours (`runs`), the floor."
     rows, summaries = [PAPER_TABLE1], {}
-    for dataset, run_dir in runs.items():
-        summary = load_summary(run_dir)
-        summaries[f'MOST-Net (ours, {dataset})'] = summary
-        rows.append(pd.DataFrame([{'method': 'MOST-Net (ours)', 'dataset': dataset,
-                                   'source': f'measured: {budget(summary)}', **overall_metrics(summary)}]))
+    for method, folders in [*(baselines or {}).items(), ('MOST-Net (ours)', runs)]:
+        for dataset, run_dir in folders.items():
+            summaries[_ours_label(method, dataset)] = summary = load_summary(run_dir)
+            rows.append(pd.DataFrame([{'method': method, 'dataset': dataset,
+                                       'source': f'measured: {budget(summary)}', **overall_metrics(summary)}]))
     if floor is not None:
         against = [s for label, s in summaries.items() if label == f'MOST-Net (ours, {floor_dataset})']
         summaries[f'Floor ({floor_dataset})'] = summary = _load_floor(floor, against)
@@ -256,3 +261,21 @@ def _with_spread(table: pd.DataFrame, notes: list[str], spread: pd.DataFrame,
                                          for variant, is_measured in zip(table['variant'], measured)]
     seeds = '; '.join(f"{variant_title(v, paper=True)}: `{_display_path(p)}`" for v, p in second_seeds.items())
     return table, notes + [f'seed spread: |seed 1 - seed 0| of the overall score, same budget, other seed ({seeds})']
+
+# %% ../nbs/28_tables.ipynb #42c1a3ad
+TABLE1_BASELINES_FILE = 'table1_baselines.json'
+
+def read_table1_baselines(results_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    "Table I's measured baselines listed in `results_dir/table1_baselines.json` (method -> dataset -> scored folder); {} without."
+    path = Path(results_dir) / TABLE1_BASELINES_FILE
+    if not path.is_file(): return {}
+    try: listed = json.loads(path.read_text())
+    except json.JSONDecodeError as err: raise MostNetError(f'{path} is not valid JSON ({err}): fix or delete it') from err
+    baselines = {method: {dataset: resolve_path(folder) for dataset, folder in folders.items()}
+                 for method, folders in listed.items()}
+    for method, folders in baselines.items():
+        for dataset, folder in folders.items():
+            if not (folder / 'summary.json').is_file():
+                raise MostNetError(f'{path}: {method} on {dataset} names {folder}, which has no summary.json: '
+                                   'score the run there (most_net.release.score_validation_point) or remove the entry')
+    return baselines

@@ -33,9 +33,9 @@ from .metrics import score_into
 from .prepare import TEST_MIX_FILE, read_test_mix
 from .networks import build_discriminator, build_generator, count_parameters
 from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, check_same_run, checkpoint_bytes,
-                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message, preflight_folder, recovery_note, remove_stale_temporaries,
-                                 required_bytes, resume_command, run_lock, sample_grid_bytes,
-                                 test_out_of_memory_message)
+                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message, preflight_folder,
+                                 recovery_note, remove_stale_temporaries, required_bytes, resume_command, run_lock,
+                                 sample_grid_bytes, test_out_of_memory_message)
 
 # %% auto #0
 __all__ = ['RunResult', 'batch_subset_weights', 'Trainer', 'evaluate_run', 'train']
