@@ -23,8 +23,8 @@ from .metrics import METRIC_COLUMNS
 from .networks import variant_title
 
 # %% auto #0
-__all__ = ['CURVES', 'save_figure', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid', 'run_parts',
-           'joined_val_curve', 'plot_val_curve', 'memory_read_map']
+__all__ = ['CURVES', 'save_figure', 'shown_faces', 'plot_qualitative', 'plot_curves', 'plot_grid', 'plot_sketch_comparison',
+           'run_parts', 'joined_val_curve', 'plot_val_curve', 'memory_read_map']
 
 # %% ../nbs/20_plots.ipynb #ca919522
 def save_figure(figure, path: str | os.PathLike, dpi: int = 120, close: bool = False) -> Path:
@@ -86,6 +86,27 @@ def plot_grid(grid: pd.DataFrame, chosen: dict[str, Any] | None = None):
     axis.invert_yaxis(); axis.set_xlabel('seconds per MOST-Net training step')
     size = f"{int(timed['image_size'].iloc[0])} px, batch {int(timed['batch_size'].iloc[0])}" if len(timed) else 'nothing timed'
     axis.set_title(f'settings grid ({size})', fontsize=10)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/20_plots.ipynb #c69144be
+def plot_sketch_comparison(photos: Sequence[np.ndarray], references: Sequence[np.ndarray | None],
+                           sketches: dict[str, Sequence[np.ndarray]], row_labels: Sequence[str]):
+    "A row per photo: the photo, the artist's sketch (blank where there is none), each generator's sketch of it."
+    if not all(len(column) == len(photos) for column in (references, row_labels, *sketches.values())):
+        raise MostNetError(f'plot_sketch_comparison: {len(photos)} photos, but the references, labels and sketches '
+                           f'have {[len(c) for c in (references, row_labels, *sketches.values())]}')
+    titles = ['photo', "artist's sketch", *sketches]
+    fig, axes = plt.subplots(len(photos), len(titles), figsize=(1.7 * len(titles), 2.1 * len(photos)), squeeze=False)
+    for row, label in enumerate(row_labels):
+        images = [photos[row], references[row], *(column[row] for column in sketches.values())]
+        for col, image in enumerate(images):
+            axis = axes[row, col]
+            if image is not None: axis.imshow(image, cmap='gray' if image.ndim == 2 else None, vmin=0, vmax=255)
+            else: axis.text(0.5, 0.5, 'none', ha='center', va='center', fontsize=8, color='grey')
+            axis.set_xticks([]); axis.set_yticks([])
+            if row == 0: axis.set_title(titles[col], fontsize=9)
+        axes[row, 0].set_ylabel(label, fontsize=7)
     fig.tight_layout()
     return fig
 
