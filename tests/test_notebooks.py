@@ -219,3 +219,19 @@ def test_objective_notebook_checks_the_protocol_and_compares_matched_runs(repo, 
     verdicts = pd.read_csv(out / 'verdicts.csv')
     assert verdicts[['candidate', 'weights']].values.tolist() == [['adv03_s0', 'raw'], ['adv03_s0', 'ema']]
     assert (out / 'curves.png').is_file()
+
+
+def test_compare_releases_notebook(repo, tmp_path):
+    "A tiny generator beside the shipped release on synthetic test faces and the astronaut: one row each, one figure."
+    from PIL import Image
+    from most_net.config import make_config
+    from most_net.generator_files import release_generator
+    from most_net.networks import build_generator
+    from most_net.synthetic import write_synthetic_dataset
+    faces = write_synthetic_dataset(tmp_path / 'faces', n_train=1, n_test=4)
+    tiny = release_generator(build_generator(make_config('tiny').model), tmp_path / 'tiny.safetensors', image_size=64, resize=True)
+    out = tmp_path / 'comparison.png'
+    run_notebook(repo, 'compare_releases', tmp_path, previous=str(tiny), previous_label='tiny', data_root=str(faces),
+                 faces=2, out_path=str(out))
+    with Image.open(out) as figure: width, height = figure.size
+    assert 0.8 < height / width < 1.1   # 3 rows (2 test faces + the astronaut) of 4 columns: 3 x 2.1 by 4 x 1.7 inches
