@@ -229,7 +229,8 @@ def test_compare_releases_notebook(repo, tmp_path):
     from most_net.networks import build_generator
     from most_net.synthetic import write_synthetic_dataset
     faces = write_synthetic_dataset(tmp_path / 'faces', n_train=1, n_test=4)
-    tiny = release_generator(build_generator(make_config('tiny').model), tmp_path / 'tiny.safetensors', image_size=64, resize=True)
+    generator = build_generator(make_config('tiny').model)
+    tiny = release_generator(generator, tmp_path / 'tiny.safetensors', image_size=64, resize=True)
     out = tmp_path / 'comparison.png'
     run_notebook(repo, 'compare_releases', tmp_path, previous=str(tiny), previous_label='tiny', data_root=str(faces),
                  faces=2, out_path=str(out))
