@@ -14,18 +14,20 @@
 # On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, sc10_s0, sc0_s0, pix2pix_s0, wide_s0, fm10_s0, mixtest_s0}"
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0}"
 steps=3000
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
     base_s1)    options=(--preset cpu256 --seed 1) ;;                               # the seed spread
     adv03_s0)   options=(--preset cpu256 --seed 0 --lambda-adv 0.3) ;;             # the adversarial weight
-    sc10_s0)    options=(--preset cpu256 --seed 0 --lambda-style 10 --lambda-content 10) ;;
-    sc0_s0)     options=(--preset cpu256 --seed 0 --lambda-style 0 --lambda-content 0) ;;
     pix2pix_s0) options=(--preset pix2pix256 --seed 0) ;;                           # Isola et al.'s stock pix2pix
-    wide_s0)    options=(--preset cpu256 --seed 0 --base-channels 32 --feature-channels 128 --num-slots 256) ;;
-    fm10_s0)    options=(--preset cpu256 --seed 0 --extra-losses '{"feature_matching": 10}') ;;  # pix2pixHD's feature matching
-    mixtest_s0) options=(--preset cpu256 --seed 0 --batch-mix test) ;;                  # batches in the test split's subset mix
+    # The levers, each on the leader at step 3000 (adversarial 0.3) and read against adv03_s0 (README, "Sessions 11-").
+    adv03_fm10_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --extra-losses '{"feature_matching": 10}') ;;
+    adv03_sc10_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lambda-style 10 --lambda-content 10) ;;
+    adv03_mixtest_s0) options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --batch-mix test) ;;
+    adv01_s0)         options=(--preset cpu256 --seed 0 --lambda-adv 0.1) ;;
+    adv03_sc0_s0)     options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lambda-style 0 --lambda-content 0) ;;
+    adv03_wide_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --base-channels 32 --feature-channels 128 --num-slots 256) ;;
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
 here="results/objective/$name"
