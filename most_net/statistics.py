@@ -17,12 +17,13 @@ from .core import MostNetError, repo_root
 from .metrics import METRIC_COLUMNS, higher_is_better, load_summary, overall_metrics
 
 # %% auto #0
-__all__ = ['NO_DIFFERENCE', 'WITHIN_NOISE', 'VALIDATION_SPREAD', 'DECISIVE_METRICS', 'paired_bootstrap', 'same_test_set',
-           'paired_differences', 'seed_spread', 'matched_run_differences', 'validation_seed_spread', 'better_on',
-           'beats', 'validation_scores', 'best_validation_point']
+__all__ = ['NO_DIFFERENCE', 'BOOTSTRAP_METHOD', 'WITHIN_NOISE', 'VALIDATION_SPREAD', 'DECISIVE_METRICS', 'paired_bootstrap',
+           'same_test_set', 'paired_differences', 'seed_spread', 'matched_run_differences', 'validation_seed_spread',
+           'better_on', 'beats', 'validation_scores', 'best_validation_point']
 
 # %% ../nbs/27_statistics.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
+BOOTSTRAP_METHOD = 'BCa'   # scipy.stats.bootstrap's interval; the tables' notes name it from here
 
 def _verdict(metric: str, low: float, high: float) -> str:
     if low <= 0 <= high: return NO_DIFFERENCE
@@ -50,7 +51,7 @@ def _paired_interval(ours: np.ndarray, reference: np.ndarray, resamples: int, se
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 def paired_bootstrap(ours: pd.DataFrame, reference: pd.DataFrame, metrics: Sequence[str], resamples: int = 4000,
-                     seed: int = 0, level: float = 0.95, method: str = 'BCa') -> pd.DataFrame:
+                     seed: int = 0, level: float = 0.95, method: str = BOOTSTRAP_METHOD) -> pd.DataFrame:
     "Mean per-image difference `ours - reference` of each metric, per subset and overall, with a seeded bootstrap CI (BCa)."
     metrics = list(metrics)
     if not metrics: raise MostNetError('paired_bootstrap: no metrics given')

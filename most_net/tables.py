@@ -18,7 +18,7 @@ from PIL import Image
 from .core import MostNetError, atomic_write_text, describe_hardware, portable_path, portable_text, resolve_path
 from .metrics import METRIC_COLUMNS, METRICS, load_summary, overall_metrics, score_into
 from .networks import variant_title
-from .statistics import NO_DIFFERENCE, paired_differences, same_test_set, seed_spread
+from .statistics import BOOTSTRAP_METHOD, NO_DIFFERENCE, paired_differences, same_test_set, seed_spread
 from .synthetic import open_dataset
 
 # %% auto #0
@@ -239,7 +239,7 @@ def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], ref
             _ci_cell(overall.loc[(variant, key)]) if is_measured and (variant, key) in overall.index else '—'
             for variant, is_measured in zip(table['variant'], measured)]
     return table, notes + [f'diff vs {reference_name}: mean over the test images of (row - {reference_name}), paired per image, '
-                           f'with a {level:.0%} percentile bootstrap interval ({resamples} resamples of the test images, '
+                           f'with a {level:.0%} {BOOTSTRAP_METHOD} bootstrap interval ({resamples} resamples of the test images, '
                            f'seed {seed}); '
                            f'an interval containing zero reads "{NO_DIFFERENCE}"'
                            + (', and so does a difference no larger than the seed spread' if noise else '') +
