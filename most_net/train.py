@@ -25,20 +25,19 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_js
                            unwrap_model, write_guard)
 from .data import TensorLoader, read_pairs
 from .distributed import wrap_for_distributed
-from .evaluation import open_split, predict_split
+from .evaluation import evaluate_run, open_split
 from .generator_files import CHECKPOINT_FORMAT, load_checkpoint, load_training_weights, save_training_weights
 from .hooks import TrainingHook, default_hooks
 from .losses import DiscriminatorLoss, GeneratorLoss
-from .metrics import score_into
 from .prepare import TEST_MIX_FILE, read_test_mix
 from .networks import build_discriminator, build_generator, count_parameters
 from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, check_same_run, checkpoint_bytes,
-                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message, preflight_folder, recovery_note, remove_stale_temporaries,
-                                 required_bytes, resume_command, run_lock, sample_grid_bytes,
-                                 test_out_of_memory_message)
+                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message,
+                                 preflight_folder, recovery_note, remove_stale_temporaries, required_bytes,
+                                 resume_command, run_lock, sample_grid_bytes)
 
 # %% auto #0
-__all__ = ['RunResult', 'batch_subset_weights', 'Trainer', 'evaluate_run', 'train']
+__all__ = ['RunResult', 'batch_subset_weights', 'Trainer', 'train']
 
 # %% ../nbs/17_train.ipynb #1105e398
 @dataclass
@@ -389,26 +388,6 @@ def setting_line(self: Trainer) -> str:
             why += (': this CPU computes bf16 natively, the fastest setting measured (nbs/22_bench_cpu.ipynb); --precision fp32 '
                     'for full precision' if native else ': no native bf16 on this CPU')
     return f'{self.config.name}: training on {self.device} in {precision}, {layout} layout ({why})'
-
-# %% ../nbs/17_train.ipynb #a9f62efc
-def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
-    "Predict the test split of the run's data, score it and write predictions/, metrics.csv and summary.json."
-    config = trainer.config
-    test_set = open_split(config, 'test')
-    try:
-        items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
-                              config.eval_batch_size, trainer.amp_dtype, config.test_mode)
-    except RuntimeError as err:
-        if not is_out_of_memory(err): raise
-        raise MostNetError(test_out_of_memory_message(trainer)) from err
-    return score_into(items, trainer.run_dir, config.metrics, trainer.device, progress,
-                      name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
-                      steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
-                      parameters_g=count_parameters(trainer.generator), batch_size=config.batch_size,
-                      image_size=config.image_size,
-                      perceptual=config.objective().perceptual_note, test_mode=config.test_mode,
-                      stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
-                      train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
 # %% ../nbs/17_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:
