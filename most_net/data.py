@@ -5,11 +5,7 @@
 # %% ../nbs/02_data.ipynb #3c5df039
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -19,13 +15,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .core import MostNetError, atomic_write_text, get_device
+from .core import MostNetError, get_device
 
 # %% auto #0
 __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'REQUIRED_COLUMNS', 'DatasetError', 'pad_to_square', 'crop_to_original',
            'uint8_to_tensor', 'tensor_to_uint8', 'preprocess', 'restore', 'postprocess_prediction', 'default_jitter',
            'augmentation_draws', 'augment_pairs', 'check_image_size', 'PairedImages', 'read_pairs', 'validate_dataset',
-           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'subset_draw_probabilities', 'TensorLoader']
+           'FaceSketchDataset', 'subset_draw_probabilities', 'TensorLoader']
 
 # %% ../nbs/02_data.ipynb #f120cc29
 class DatasetError(MostNetError):
@@ -315,34 +311,6 @@ def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = Non
         if split not in SPLITS: raise DatasetError(f'split {split!r} unknown: use train or test')
         counts[split], hw = _validate_split(root, pairs, split, decode, hw)
     return counts
-
-# %% ../nbs/02_data.ipynb #3a138a4f
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DatasetError(f'{out} already exists and is not empty: pass --force (force=True) to replace it, '
-                           'or choose another output folder')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
-    try:
-        yield staging
-        if out.exists():
-            old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else: os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-def write_pairs_csv(folder: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    "Write `folder`'s `pairs.csv` (atomically): one line per row, holding `columns` of it and nothing else."
-    table = pd.DataFrame([{column: row[column] for column in columns} for row in rows], columns=list(columns))
-    atomic_write_text(folder / 'pairs.csv', table.to_csv(index=False))
 
 # %% ../nbs/02_data.ipynb #652b863f
 def _decode(path: Path, mode: str) -> np.ndarray:

@@ -6,26 +6,56 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .core import IMAGE_SUFFIXES, MostNetError
-from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_pairs, staged_folder,
-                           validate_dataset, write_pairs_csv)
+from .core import IMAGE_SUFFIXES, MostNetError, atomic_write_text
+from .data import CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_pairs, validate_dataset
 
 # %% auto #0
 __all__ = ['CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS', 'TEST_MIX_FILE',
-           'cufsf_split', 'prepare_dataset', 'count_test_mix', 'carve_validation', 'read_test_mix',
-           'batch_subset_weights', 'format_counts', 'data_cli']
+           'staged_folder', 'write_pairs_csv', 'cufsf_split', 'prepare_dataset', 'count_test_mix', 'carve_validation',
+           'read_test_mix', 'batch_subset_weights', 'format_counts', 'data_cli']
+
+# %% ../nbs/04_prepare.ipynb #3a138a4f
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
+    if out.exists() and any(out.iterdir()) and not force:
+        raise DatasetError(f'{out} already exists and is not empty: pass --force (force=True) to replace it, '
+                           'or choose another output folder')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else: os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+def write_pairs_csv(folder: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    "Write `folder`'s `pairs.csv` (atomically): one line per row, holding `columns` of it and nothing else."
+    table = pd.DataFrame([{column: row[column] for column in columns} for row in rows], columns=list(columns))
+    atomic_write_text(folder / 'pairs.csv', table.to_csv(index=False))
 
 # %% ../nbs/04_prepare.ipynb #cc855ca9
 CUHK_FIRST_TEST_SKETCH = 89          # the CUHK student test sketches are numbered 89..188
