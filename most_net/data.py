@@ -118,7 +118,8 @@ def default_jitter(image_size: int) -> int:
     "The translation range in pixels: 4 at 256 px, scaled with the image size (at least 1)."
     return max(1, round(image_size / 64))
 
-def augmentation_draws(count: int, generator: torch.Generator | None = None, jitter: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def augmentation_draws(count: int, generator: torch.Generator | None = None,
+                       jitter: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     "Flips (bool, count) and shifts (long, count x 2: rows down, columns right) for `count` pairs, drawn on the CPU."
     flips = torch.rand(count, generator=generator) < 0.5
     shifts = torch.randint(-jitter, jitter + 1, (count, 2), generator=generator)
@@ -278,7 +279,8 @@ def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
         partner = 'sketches' if kind == 'photos' else 'photos'
         counts = f'{len(on_disk["photos"])} photos but {len(on_disk["sketches"])} sketches'
         more = f' (and {len(lonely) - 1} more files without a partner)' if len(lonely) > 1 else ''
-        lead = f'photo/sketch count mismatch in {root / split}: {counts}; ' if len(on_disk['photos']) != len(on_disk['sketches']) else ''
+        mismatched = len(on_disk['photos']) != len(on_disk['sketches'])
+        lead = f'photo/sketch count mismatch in {root / split}: {counts}; ' if mismatched else ''
         raise DatasetError(f'{lead}{folders[kind] / lonely[0]} has no partner in {folders[partner]}{more}: add its '
                            f'{SINGULAR[partner]} under the same file name, or remove it')
     unlisted = sorted(on_disk['photos'] - set(names))
@@ -299,7 +301,7 @@ def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
 
 def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = None, decode: bool = True,
                      expected_hw: Sequence[int] | None = CUFS_HW) -> dict[str, dict[str, int]]:
-    "Check a canonical dataset folder (`splits`: default those listed or present); pair counts per split and subset, or DatasetError."
+    "Check a canonical dataset folder (`splits`: those listed or present); its pair counts per split and subset, or DatasetError."
     root = Path(root)
     pairs = read_pairs(root)
     if pairs.empty: raise DatasetError(f"{root / 'pairs.csv'} lists no pairs: the dataset is empty")
