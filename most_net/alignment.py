@@ -29,7 +29,7 @@ __all__ = ['SIXTEEN_BIT_GREY', 'PILLOW_DECODE_ERRORS', 'CUFS_SIZE', 'CUFS_EYES',
 
 # %% ../nbs/18_alignment.ipynb #9f374a67
 class PhotoError(MostNetError):
-    "A photo that cannot be sketched (unreadable, empty, too small, too large, no face): the message names it, the fault and the fix."
+    "A photo that cannot be sketched (unreadable, empty, too small or large, no face): the message names it, the fault, the fix."
 
 def _describe(image: Any) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f'<{type(image).__name__}>'
@@ -63,7 +63,8 @@ def _open_photo(path: Path, name: str) -> np.ndarray:
             with Image.open(path) as opened: return pil_to_rgb(ImageOps.exif_transpose(opened))
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise PhotoError(f'{name}: more than {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, the size Pillow refuses as a '
-                         'possible decompression bomb (PIL.Image.MAX_IMAGE_PIXELS), so it was not decoded: shrink the photo') from err
+                         'possible decompression bomb (PIL.Image.MAX_IMAGE_PIXELS), so it was not decoded: '
+                         'shrink the photo') from err
     except PermissionError as err:
         raise PhotoError(f'{name} cannot be read: permission denied: make it readable (chmod u+r)') from err
     except UnidentifiedImageError as err:
@@ -74,7 +75,7 @@ def _open_photo(path: Path, name: str) -> np.ndarray:
                          'copy it again, or open it and save it again') from err
 
 def load_image(image: str | os.PathLike | Image.Image | np.ndarray, name: str | None = None) -> np.ndarray:
-    "The photo as an RGB uint8 H x W x 3 array, from a file, a PIL image or an array (grey, RGB or RGBA; uint8 or float in [0, 1]); PhotoError when it cannot be."
+    "A photo as RGB uint8 H x W x 3: a file, PIL image or array (grey, RGB, RGBA; uint8 or float in [0, 1]); else PhotoError."
     name = name or _describe(image)
     if isinstance(image, (str, os.PathLike)): return _open_photo(Path(image), name)
     if isinstance(image, Image.Image): return pil_to_rgb(image)
@@ -87,7 +88,8 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray, name: str | 
     if array.dtype == np.uint8: pass
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise PhotoError(f'{name}: a float image must hold values in [0, 1], got [{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]')
+            low, high = np.nanmin(array), np.nanmax(array)
+            raise PhotoError(f'{name}: a float image must hold values in [0, 1], got [{low:.3g}, {high:.3g}]')
         array = np.round(array * 255).astype(np.uint8)
     else: raise PhotoError(f'{name}: image dtype {array.dtype} unsupported: use uint8, or float in [0, 1]')
     if array.ndim == 2: array = np.repeat(array[..., None], 3, axis=2)
@@ -120,7 +122,8 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], fil
     scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
     if scale < 0.5:  # shrinking a lot: average first, bilinear sampling alone would alias
         factor = int(1 / scale)
-        image = cv2.resize(image, (max(1, image.shape[1] // factor), max(1, image.shape[0] // factor)), interpolation=cv2.INTER_AREA)
+        shrunk = (max(1, image.shape[1] // factor), max(1, image.shape[0] // factor))   # (width, height)
+        image = cv2.resize(image, shrunk, interpolation=cv2.INTER_AREA)
         matrix = matrix @ np.diag([factor, factor, 1.0])
     border = dict(borderMode=cv2.BORDER_REPLICATE) if fill is None else \
         dict(borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * (1 if image.ndim == 2 else image.shape[2]))
@@ -138,7 +141,8 @@ def _haar_cascade(name: str) -> cv2.CascadeClassifier:
                            'pip install "opencv-python-headless>=4.8,<5"')
     path = Path(cv2.data.haarcascades) / name
     cascade = cv2.CascadeClassifier(str(path)) if path.is_file() else None
-    if cascade is None or cascade.empty(): raise MostNetError(f'{path} is missing or unreadable: reinstall "opencv-python-headless>=4.8,<5"')
+    if cascade is None or cascade.empty():
+        raise MostNetError(f'{path} is missing or unreadable: reinstall "opencv-python-headless>=4.8,<5"')
     return cascade
 
 def _overlap(box: np.ndarray, other: np.ndarray) -> float:
@@ -149,7 +153,7 @@ def _overlap(box: np.ndarray, other: np.ndarray) -> float:
 
 def detect_face_boxes(grey: np.ndarray, min_face: float = 0.1, max_side: int = 400, min_votes: int = 3,
                       relative_score: float = 0.3, max_overlap: float = 0.2) -> list[tuple[np.ndarray, int]]:
-    "Square face boxes (x, y, side) in `grey` (uint8 H x W) found by OpenCV's frontal-face Haar cascade, with their votes, largest first."
+    "Square face boxes (x, y, side) in `grey` (uint8 H x W) by OpenCV's frontal-face Haar cascade, with votes, largest first."
     height, width = grey.shape
     factor = min(1.0, max_side / max(height, width))
     small = cv2.resize(grey, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA) \
@@ -158,10 +162,12 @@ def detect_face_boxes(grey: np.ndarray, min_face: float = 0.1, max_side: int = 4
     padded = cv2.copyMakeBorder(np.ascontiguousarray(small), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     smallest = max(24, int(min_face * min(small.shape)))
     if smallest > min(padded.shape): return []
-    cascade, settings = _haar_cascade(HAAR_FACE_CASCADE), dict(scaleFactor=1.1, minNeighbors=min_votes, minSize=(smallest, smallest))
+    cascade = _haar_cascade(HAAR_FACE_CASCADE)
+    settings = dict(scaleFactor=1.1, minNeighbors=min_votes, minSize=(smallest, smallest))
     boxes, votes = cascade.detectMultiScale2(padded, **settings)
     if len(boxes) == 0: return []
-    scored, _, scores = cascade.detectMultiScale3(padded, outputRejectLevels=True, **settings)   # the same groups, with confidences
+    # the same groups, with confidences
+    scored, _, scores = cascade.detectMultiScale3(padded, outputRejectLevels=True, **settings)
     score_of = {tuple(map(int, box)): float(score) for box, score in zip(scored, np.ravel(scores))}
     candidates = sorted(((np.array(box[:3], float), int(vote), score_of.get(tuple(map(int, box)), -np.inf))
                          for box, vote in zip(boxes, np.ravel(votes))), key=lambda face: -face[2])
@@ -209,7 +215,7 @@ def _face_crop(grey: np.ndarray, box: np.ndarray, work: int) -> tuple[np.ndarray
     return warp_image(grey, to_face, (work, work), fill=None), to_face
 
 def _haar_eyes(grey: np.ndarray, box: np.ndarray, work: int = 200) -> np.ndarray | None:
-    "Centres of the eye boxes OpenCV's eye cascades find in the upper half of a face box, image-left first; None unless both eyes are found."
+    "Centres of the eye boxes OpenCV's eye cascades find in the upper half of a face box, image-left first; None unless both are."
     face, to_face = _face_crop(grey, box, work)
     upper = np.ascontiguousarray(face[:work // 2])
     best: dict[int, tuple[int, np.ndarray]] = {}   # side of the face (0: image-left) -> (votes, centre)
@@ -235,7 +241,8 @@ def _eyes_in_box(grey: np.ndarray, box: np.ndarray, work: int = 100) -> np.ndarr
         found.append((eye_x + x0, eye_y + y0))
     return apply_affine(invert_affine(to_face), found)
 
-def _refine_eyes(grey: np.ndarray, eyes: np.ndarray, rounds: int = 2, half: tuple[int, int] = (16, 11), sigma: float = 7.0) -> np.ndarray:
+def _refine_eyes(grey: np.ndarray, eyes: np.ndarray, rounds: int = 2, half: tuple[int, int] = (16, 11),
+                 sigma: float = 7.0) -> np.ndarray:
     "Refine eye centres in the CUFS frame: warp with the current estimate, search windows around CUFS_EYES."
     for _ in range(rounds):
         to_frame = similarity_matrix(eyes, CUFS_EYES)
@@ -250,7 +257,7 @@ def _refine_eyes(grey: np.ndarray, eyes: np.ndarray, rounds: int = 2, half: tupl
     return eyes
 
 def _plausible(eyes: np.ndarray, box: np.ndarray) -> bool:
-    "Whether two eye centres fit the face box: distance 0.25-0.55 box, tilt <= 25 degrees, each within 0.15 box of its usual place."
+    "Whether two eye centres fit the face box: 0.25-0.55 box apart, tilt <= 25 degrees, each within 0.15 box of its usual place."
     relative = (np.asarray(eyes) - box[:2]) / box[2]
     step = relative[1] - relative[0]
     distance, tilt = np.hypot(*step), np.degrees(np.arctan2(step[1], step[0]))
@@ -269,7 +276,7 @@ class FaceDetection:
     def eye_distance(self) -> float: return float(np.hypot(*(self.eyes[1] - self.eyes[0])))
 
 def _find_eyes(grey: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-    "Refined eye centres in a face box, started from the Haar eyes, else from the gradient search in the box; None when implausible."
+    "Refined eye centres in a face box, from the Haar eyes, else from the gradient search in the box; None when implausible."
     haar = _haar_eyes(grey, box)
     for start in ([haar] if haar is not None else []) + [None]:
         eyes = _refine_eyes(grey, _eyes_in_box(grey, box) if start is None else start)
@@ -307,7 +314,7 @@ class NoFaceFound(PhotoError):
 # %% ../nbs/18_alignment.ipynb #406b1089
 @dataclass
 class AlignedFace:
-    "A face warped into the CUFS frame: `photo` (RGB uint8 250 x 200 x 3), the 2 x 3 `matrix` (input pixels -> frame) and the detection."
+    "A face warped into the CUFS frame: `photo` (RGB uint8 250 x 200 x 3), 2 x 3 `matrix` (input pixels -> frame), detection."
     photo: np.ndarray
     matrix: np.ndarray
     detection: FaceDetection | None = None
@@ -318,7 +325,7 @@ def align_to_cufs(image, eyes: np.ndarray) -> AlignedFace:
     return AlignedFace(warp_image(load_image(image), matrix, CUFS_SIZE, fill=255), matrix)
 
 def align_faces(image, largest: bool = False, name: str | None = None, min_face: float = 0.1) -> list[AlignedFace]:
-    "Every face of a photo (or only the largest) aligned to the CUFS frame, largest first; a PhotoError (NoFaceFound) when there is none."
+    "Every face of a photo (or only the largest) aligned to the CUFS frame, largest first; PhotoError (NoFaceFound) when none."
     name = name or _describe(image)
     rgb = load_image(image, name)
     check_photo_side(rgb, name)
@@ -370,7 +377,8 @@ def summarise_eye_geometry(measured) -> tuple[np.ndarray, np.ndarray]:
     return eyes, in_box
 
 # %% ../nbs/18_alignment.ipynb #17fcd6c3
-def place_on_canvas(photo: np.ndarray, angle: float, scale: float, shift: tuple[float, float], canvas: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def place_on_canvas(photo: np.ndarray, angle: float, scale: float, shift: tuple[float, float],
+                    canvas: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     "Rotate (degrees) and scale a photo about its centre, shift it, on a white (width, height) canvas; (image, 2 x 3 matrix)."
     height, width = photo.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)

@@ -130,7 +130,8 @@ def bench_memory(settings: BenchSettings) -> pd.DataFrame:
 def _objective(config) -> str:
     "The losses a benchmarked trainer computes (the pix2pix baseline keeps its own objective, as in training)."
     losses = config.objective()
-    perceptual = 'no perceptual loss' if losses.perceptual_net == 'none' else f'{losses.perceptual_net} style/content (random weights)'
+    perceptual = ('no perceptual loss' if losses.perceptual_net == 'none'
+                  else f'{losses.perceptual_net} style/content (random weights)')
     return f'GAN + {losses.lambda_l1:g} x L1, {perceptual}' + (', MR' if GENERATORS[config.variant].mr_loss else '')
 
 def batch_time(trainer, warmup: int, repeats: int) -> float:
@@ -295,7 +296,8 @@ def bench_metrics(settings: BenchSettings, metrics: Sequence[str] | None = None)
     base = {'benchmark': 'metrics', 'precision': 'fp32', 'warmup': 1, 'repeats': settings.metric_repeats}
     columns = [*base, 'metric', 'images', 'median_s', 'ms_per_image', 'samples', 'note']   # the same with or without CUFS
     if root is None:
-        return pd.DataFrame([{**base, 'metric': 'all', 'note': 'skipped: CUFS not found (set $MOST_NET_DATA or put it in data/CUFS)'}], columns=columns)
+        skipped = {**base, 'metric': 'all', 'note': 'skipped: CUFS not found (set $MOST_NET_DATA or put it in data/CUFS)'}
+        return pd.DataFrame([skipped], columns=columns)
     items = cufs_test_items(root, settings.metric_images)
     rows = []
     for metric in metrics or METRICS:
@@ -305,8 +307,8 @@ def bench_metrics(settings: BenchSettings, metrics: Sequence[str] | None = None)
             continue
         median, samples = time_callable(lambda: evaluate_images(items, metrics=(metric,), device=device, progress=False),
                                         0, settings.metric_repeats, device)
-        rows.append({**base, 'metric': metric, 'images': len(items), 'median_s': median, 'ms_per_image': 1e3 * median / len(items),
-                     'samples': samples})
+        rows.append({**base, 'metric': metric, 'images': len(items), 'median_s': median,
+                     'ms_per_image': 1e3 * median / len(items), 'samples': samples})
     return pd.DataFrame(rows, columns=columns)
 
 # %% ../nbs/24_bench.ipynb #ec69cfe1
@@ -318,7 +320,8 @@ def paper_budget_steps(settings: BenchSettings) -> tuple[int, str]:
         train_pairs, source = int((pairs['split'] == 'train').sum()), portable_path(root / 'pairs.csv')
     else:
         train_pairs, source = 268, 'paper (CUFS not found: 268 training pairs)'
-    return settings.epochs * (train_pairs // settings.batch_size), f'{settings.epochs} epochs x ({train_pairs} // {settings.batch_size}) from {source}'
+    steps = settings.epochs * (train_pairs // settings.batch_size)
+    return steps, f'{settings.epochs} epochs x ({train_pairs} // {settings.batch_size}) from {source}'
 
 def bench_grid(settings: BenchSettings, precisions=('fp32', 'bf16'), channels_last=(False, True),
                compile_options=(False, True)) -> pd.DataFrame:
@@ -391,7 +394,8 @@ def _run_all(settings: BenchSettings, tables: dict[str, pd.DataFrame], only: Seq
         tables['grid'] = bench_grid(settings)
 
 def run_benchmarks(settings: BenchSettings, out_dir: str | os.PathLike | None = None,
-                   only: Sequence[str] = DEFAULT_BENCHMARKS, progress: Callable[[str], None] | None = print) -> dict[str, pd.DataFrame]:
+                   only: Sequence[str] = DEFAULT_BENCHMARKS,
+                   progress: Callable[[str], None] | None = print) -> dict[str, pd.DataFrame]:
     "Run the chosen benchmarks, write results/bench_*.csv, results/figures/bench_*.png and bench_summary.csv."
     unknown = sorted(set(only) - set(BENCHMARKS))
     if unknown: raise MostNetError(f'unknown benchmark(s) {unknown}: choose from {", ".join(BENCHMARKS)}')
@@ -430,7 +434,8 @@ def bench_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--only', default=','.join(DEFAULT_BENCHMARKS),
                         help=f'comma-separated subset of {",".join(BENCHMARKS)} (default: all but cpu_isa and cpu_loop)')
     parser.add_argument('--out', default=None, help='output folder (default: results/ of this checkout)')
-    add_config_options(parser, BenchSettings, title='benchmark settings (--quick: 128 px, batch 2, fewer repeats and sweep points; '
+    add_config_options(parser, BenchSettings,
+                       title='benchmark settings (--quick: 128 px, batch 2, fewer repeats and sweep points; '
                        'the default shown is the full set\'s)')
     args = parser.parse_args(argv)
     given = config_overrides(args, BenchSettings)

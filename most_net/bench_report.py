@@ -73,7 +73,8 @@ def _summary_cpu_step(cpu_step: pd.DataFrame) -> list[dict]:
     rows = []
     for variant, table in cpu_step[cpu_step['benchmark'] == 'cpu_step'].groupby('variant', sort=False):
         table = table.set_index('setting')
-        size = f"{int(table['image_size'].iloc[0])} px, batch {int(table['batch_size'].iloc[0])}, preset {table['preset'].iloc[0]}"
+        first = table.iloc[0]
+        size = f"{int(first['image_size'])} px, batch {int(first['batch_size'])}, preset {first['preset']}"
         label, most = variant_title(variant), variant == 'most_net'   # the targets are MOST-Net's
         used, best = table[table['training_default']].index[0], table['step_s'].idxmin()
         rows += [(f'{label} step ({size}): the setting training uses ({used}) vs fp32 eager',
@@ -83,8 +84,8 @@ def _summary_cpu_step(cpu_step: pd.DataFrame) -> list[dict]:
                  (f'{label} step ({size}, {used}): achieved GFLOP/s / peak of its own precision and layout',
                   table.loc[used, 'fraction_of_peak'], 'fraction', '')]
         if best != used:
-            rows.append((f'{label} step ({size}): fastest setting ({best}) vs fp32 eager', table.loc[best, 'speedup_vs_fp32_eager'],
-                         'ratio', ''))
+            rows.append((f'{label} step ({size}): fastest setting ({best}) vs fp32 eager',
+                         table.loc[best, 'speedup_vs_fp32_eager'], 'ratio', ''))
     return rows
 
 def _summary_cpu_loop(loop: pd.DataFrame) -> list[dict]:
@@ -93,8 +94,8 @@ def _summary_cpu_loop(loop: pd.DataFrame) -> list[dict]:
              'ratio', '<= 1.1') for row in loop.itertuples()]
     bf16 = loop[loop['precision'] == 'bf16'].iloc[0]
     return rows + [(f'bf16 / fp32 speed-up ({size}): the loop (the step alone: {bf16.step_speedup_vs_fp32:.2f}x; '
-                    f'its first call after the other precision ran, as cpu_step times it: {bf16.after_switch_speedup_vs_fp32:.2f}x)',
-                    bf16.loop_speedup_vs_fp32, 'ratio', '')]
+                    f'its first call after the other precision ran, as cpu_step times it: '
+                    f'{bf16.after_switch_speedup_vs_fp32:.2f}x)', bf16.loop_speedup_vs_fp32, 'ratio', '')]
 
 def _summary_cpu_isa(isa: pd.DataFrame) -> list[dict]:
     return [(f'MOST-Net step, bf16 / fp32, oneDNN held to {cap}', 1 / row['speedup_vs_fp32_same_isa'], 'ratio', '')
@@ -114,8 +115,9 @@ def _summary_projection(projected: pd.DataFrame) -> list[dict]:
     return [(f"paper-budget MOST-Net run ({row['precision']}, channels_last={row['channels_last']}, compile={row['compile']})",
              row['projected_minutes'], 'minutes', '< 10 on one H100') for _, row in best.iterrows()]
 
-SUMMARIES = {'training': _summary_training, 'memory': _summary_memory, 'metrics': _summary_metrics, 'cpu_step': _summary_cpu_step,
-             'cpu_isa': _summary_cpu_isa, 'cpu_loop': _summary_cpu_loop, 'sketch': _summary_sketch, 'projection': _summary_projection}
+SUMMARIES = {'training': _summary_training, 'memory': _summary_memory, 'metrics': _summary_metrics,
+             'cpu_step': _summary_cpu_step, 'cpu_isa': _summary_cpu_isa, 'cpu_loop': _summary_cpu_loop, 'sketch': _summary_sketch,
+             'projection': _summary_projection}
 SUMMARY_COLUMNS = ['benchmark', 'quantity', 'value', 'unit', 'target']
 
 def summarise_bench(tables: dict[str, pd.DataFrame], settings: BenchSettings) -> pd.DataFrame:
@@ -174,8 +176,9 @@ def plot_memory(memory: pd.DataFrame):
     totals = memory[(memory['operation'] == 'total') & memory['median_s'].notna()]
     paper = totals[totals['sweep'] == 'paper']
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    panels = (('slots', 'slots', 'memory entries K', f"time, {paper['positions'].iloc[0] if len(paper) else ''} positions x batch"),
-              ('positions', 'rows', 'slots N (batch x h x w)', f"time, K = {paper['slots'].iloc[0] if len(paper) else ''}"))
+    positions, slots = (paper['positions'].iloc[0], paper['slots'].iloc[0]) if len(paper) else ('', '')
+    panels = (('slots', 'slots', 'memory entries K', f'time, {positions} positions x batch'),
+              ('positions', 'rows', 'slots N (batch x h x w)', f'time, K = {slots}'))
     for axis, (sweep, x, label, title) in zip(axes, panels):
         part = pd.concat([totals[totals['sweep'] == sweep], paper]).sort_values(x)
         for implementation, style in (('ours', 'o-'), ('naive', 's--')):
@@ -204,7 +207,7 @@ def plot_metrics(metrics: pd.DataFrame):
 # %% ../nbs/23_bench_report.ipynb #b308747a
 def write_bench_results(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike, settings: BenchSettings,
                         info: dict[str, Any] | None = None) -> list[Path]:
-    "Each table as `out_dir/bench_<name>.csv` and the training, memory and metric figures in `out_dir/figures`; the paths written."
+    "Each table as `out_dir/bench_<name>.csv`, the training, memory and metric figures in `out_dir/figures`; the paths written."
     out_dir, figures = Path(out_dir), Path(out_dir) / 'figures'
     written = [write_bench_csv(frame, out_dir / f'bench_{name}.csv', settings, info) for name, frame in tables.items()]
     if 'training' in tables:

@@ -5,11 +5,7 @@
 # %% ../nbs/02_data.ipynb #3c5df039
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -19,13 +15,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .core import MostNetError, atomic_write_text, get_device
+from .core import MostNetError, get_device
 
 # %% auto #0
 __all__ = ['CUFS_HW', 'SPLITS', 'KINDS', 'SINGULAR', 'REQUIRED_COLUMNS', 'DatasetError', 'pad_to_square', 'crop_to_original',
            'uint8_to_tensor', 'tensor_to_uint8', 'preprocess', 'restore', 'postprocess_prediction', 'default_jitter',
            'augmentation_draws', 'augment_pairs', 'check_image_size', 'PairedImages', 'read_pairs', 'validate_dataset',
-           'staged_folder', 'write_pairs_csv', 'FaceSketchDataset', 'subset_draw_probabilities', 'TensorLoader']
+           'FaceSketchDataset', 'subset_draw_probabilities', 'TensorLoader']
 
 # %% ../nbs/02_data.ipynb #f120cc29
 class DatasetError(MostNetError):
@@ -122,7 +118,8 @@ def default_jitter(image_size: int) -> int:
     "The translation range in pixels: 4 at 256 px, scaled with the image size (at least 1)."
     return max(1, round(image_size / 64))
 
-def augmentation_draws(count: int, generator: torch.Generator | None = None, jitter: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def augmentation_draws(count: int, generator: torch.Generator | None = None,
+                       jitter: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     "Flips (bool, count) and shifts (long, count x 2: rows down, columns right) for `count` pairs, drawn on the CPU."
     flips = torch.rand(count, generator=generator) < 0.5
     shifts = torch.randint(-jitter, jitter + 1, (count, 2), generator=generator)
@@ -282,7 +279,8 @@ def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
         partner = 'sketches' if kind == 'photos' else 'photos'
         counts = f'{len(on_disk["photos"])} photos but {len(on_disk["sketches"])} sketches'
         more = f' (and {len(lonely) - 1} more files without a partner)' if len(lonely) > 1 else ''
-        lead = f'photo/sketch count mismatch in {root / split}: {counts}; ' if len(on_disk['photos']) != len(on_disk['sketches']) else ''
+        mismatched = len(on_disk['photos']) != len(on_disk['sketches'])
+        lead = f'photo/sketch count mismatch in {root / split}: {counts}; ' if mismatched else ''
         raise DatasetError(f'{lead}{folders[kind] / lonely[0]} has no partner in {folders[partner]}{more}: add its '
                            f'{SINGULAR[partner]} under the same file name, or remove it')
     unlisted = sorted(on_disk['photos'] - set(names))
@@ -303,7 +301,7 @@ def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
 
 def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = None, decode: bool = True,
                      expected_hw: Sequence[int] | None = CUFS_HW) -> dict[str, dict[str, int]]:
-    "Check a canonical dataset folder (`splits`: default those listed or present); pair counts per split and subset, or DatasetError."
+    "Check a canonical dataset folder (`splits`: those listed or present); its pair counts per split and subset, or DatasetError."
     root = Path(root)
     pairs = read_pairs(root)
     if pairs.empty: raise DatasetError(f"{root / 'pairs.csv'} lists no pairs: the dataset is empty")
@@ -315,34 +313,6 @@ def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = Non
         if split not in SPLITS: raise DatasetError(f'split {split!r} unknown: use train or test')
         counts[split], hw = _validate_split(root, pairs, split, decode, hw)
     return counts
-
-# %% ../nbs/02_data.ipynb #3a138a4f
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DatasetError(f'{out} already exists and is not empty: pass --force (force=True) to replace it, '
-                           'or choose another output folder')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
-    try:
-        yield staging
-        if out.exists():
-            old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else: os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-def write_pairs_csv(folder: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    "Write `folder`'s `pairs.csv` (atomically): one line per row, holding `columns` of it and nothing else."
-    table = pd.DataFrame([{column: row[column] for column in columns} for row in rows], columns=list(columns))
-    atomic_write_text(folder / 'pairs.csv', table.to_csv(index=False))
 
 # %% ../nbs/02_data.ipynb #652b863f
 def _decode(path: Path, mode: str) -> np.ndarray:

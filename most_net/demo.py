@@ -36,11 +36,12 @@ __all__ = ['DEMO_INSTALL', 'MAX_MEGAPIXELS', 'MAX_FILE_MB', 'ALIGN_LABEL', 'PAGE
 DEMO_INSTALL = 'pip install "most-net[demo]"'
 
 def require_gradio():
-    "The `gradio` module, imported with its analytics and version check off; a one-line MostNetError saying how to install it when missing."
+    "The `gradio` module, imported with analytics and version check off; if missing, a MostNetError saying how to install it."
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
     try: import gradio
     except ImportError as err:
-        raise MostNetError(f'the web page needs Gradio, an optional dependency that is not installed ({err}): {DEMO_INSTALL}') from None
+        raise MostNetError(f'the web page needs Gradio, an optional dependency that is not installed ({err}): '
+                           f'{DEMO_INSTALL}') from None
     return gradio
 
 # %% ../nbs/26_demo.ipynb #a39df809
@@ -48,7 +49,7 @@ MAX_MEGAPIXELS = 50.0   # photos above this are refused (--max-megapixels)
 MAX_FILE_MB = 30.0      # uploads above this are refused by Gradio before they are stored (--max-file-mb)
 
 def _photo_size(image) -> tuple[int, int] | None:
-    "(width, height) of an array, a PIL image or an image file (its header only); None when the file cannot be opened as an image."
+    "(width, height) of an array, a PIL image or an image file (its header only); None when the file does not open as an image."
     if isinstance(image, np.ndarray): return image.shape[1], image.shape[0]
     if isinstance(image, Image.Image): return image.size
     with warnings.catch_warnings():
@@ -58,9 +59,10 @@ def _photo_size(image) -> tuple[int, int] | None:
         except (UnidentifiedImageError, OSError, ValueError): return None   # load_image says what is wrong with it
 
 def check_photo_size(image, name: str, max_megapixels: float = MAX_MEGAPIXELS) -> None:
-    "Refuse a photo (path, PIL or array) of more than `max_megapixels` in one line (PhotoError); a file is measured from its header, before decoding."
+    "Refuse a photo (path, PIL or array) over `max_megapixels` in one line (PhotoError); a file is measured by its header."
     try: size = _photo_size(image)
-    except Image.DecompressionBombError: pixels = f'more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow opens no more)'
+    except Image.DecompressionBombError:
+        pixels = f'more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow opens no more)'
     else:
         if size is None or size[0] * size[1] <= max_megapixels * 1e6: return
         pixels = f'{size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.1f} megapixels)'
@@ -90,7 +92,7 @@ ALIGN_LABEL = 'find and align the faces'   # the page's tick box: its messages n
 PAGE_KINDS = ('aligned', 'sketch')          # the PNGs the page offers for each face
 
 class DemoOutput(NamedTuple):
-    "What the page shows: the faces found (None for several photos), (image, caption) pairs, the PNGs, a summary, the faces, the photos that failed."
+    "What the page shows: faces found (None for several photos), (image, caption) pairs, PNGs, a summary, the faces, the failed."
     overlay: Image.Image | None
     gallery: list[tuple[Image.Image, str]]
     files: list[Path]
@@ -108,7 +110,7 @@ def _generator_name(sketcher: Sketcher) -> str:
 
 def sketch_photo(image, sketcher: Sketcher, out_dir: str | os.PathLike, name: str | None = None, align: bool = True,
                  max_megapixels: float = MAX_MEGAPIXELS, progress: Callable | None = None) -> DemoOutput:
-    "Sketch every face of one photo as the page does: the faces found drawn on it, (aligned photo, sketch) pairs, their PNGs in `out_dir`."
+    "Sketch every face of one photo as the page does: the faces found on it, (aligned photo, sketch) pairs, PNGs in `out_dir`."
     progress = progress or (lambda fraction, desc=None: None)
     name = name or (Path(image).name if isinstance(image, (str, os.PathLike)) else 'photo')
     start = time.perf_counter()
@@ -149,7 +151,8 @@ def sketch_uploads(uploads: Sequence[tuple[str | os.PathLike, str]], sketcher: S
             photos += sketcher.sketch_photos([image], align=align, names=[name])
         except PhotoError as err: photos.append(PhotoResult(name, error=err))
     progress(0.95, desc='writing the PNGs')
-    photos = [photo if photo.ok else replace(photo, error=page_error(photo.error)) for photo in save_sketches(photos, out_dir, PAGE_KINDS)]
+    saved = save_sketches(photos, out_dir, PAGE_KINDS)
+    photos = [photo if photo.ok else replace(photo, error=page_error(photo.error)) for photo in saved]
     failed = [photo for photo in photos if not photo.ok]
     faces = [face for photo in photos if photo.ok for face in photo.faces]
     gallery = [(picture, f'{face.source}, face {face.face_index}: {caption}') for face in faces
@@ -163,7 +166,7 @@ def _upload_name(payload: dict[str, Any]) -> str:
     return Path(payload.get('orig_name') or payload['path']).name
 
 def build_demo(sketcher: Sketcher | None = None, max_megapixels: float = MAX_MEGAPIXELS, max_file_mb: float = MAX_FILE_MB):
-    "The page, a queued `gradio.Blocks` (one request at a time): a photo or several in; the faces found, (aligned, sketch) pairs and PNGs out."
+    "The page, a queued `gradio.Blocks` (a request at a time): photos in; the faces found, (aligned, sketch) pairs, PNGs out."
     gr = require_gradio()
     sketcher = sketcher if sketcher is not None else Sketcher(_default_checkpoint(), device='cpu')
     scratch = tempfile.TemporaryDirectory(prefix='most-net-demo-')   # removed with the page (the closures below hold it)
@@ -186,9 +189,10 @@ def build_demo(sketcher: Sketcher | None = None, max_megapixels: float = MAX_MEG
         raise gr.Error(message, print_exception=False)
 
     def sketch(photo: dict[str, Any] | None, align: bool, progress=gr.Progress()):
-        if not photo or not photo.get('path'): raise gr.Error('no photo yet: upload one or take one with the webcam', print_exception=False)
-        return answer(lambda: sketch_photo(Path(photo['path']), sketcher, fresh_folder(), _upload_name(photo), align, max_megapixels,
-                                           progress))
+        if not photo or not photo.get('path'):
+            raise gr.Error('no photo yet: upload one or take one with the webcam', print_exception=False)
+        return answer(lambda: sketch_photo(Path(photo['path']), sketcher, fresh_folder(), _upload_name(photo), align,
+                                           max_megapixels, progress))
 
     def sketch_several(photos: list[dict[str, Any]] | None, align: bool, progress=gr.Progress()):
         if not photos: raise gr.Error('no photos yet: choose some in the box for several photos', print_exception=False)
@@ -196,15 +200,17 @@ def build_demo(sketcher: Sketcher | None = None, max_megapixels: float = MAX_MEG
         return answer(lambda: sketch_uploads(uploads, sketcher, fresh_folder(), align, max_megapixels, progress))
 
     with gr.Blocks(title='MOST-Net: sketch a face photo', analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f'## Sketch a face photo\nUpload a photo or take one with the webcam, or upload several photos at once: every '
-                    f'face in them is found, aligned and drawn as a pencil sketch by {_generator_name(sketcher)}, on this computer; '
-                    f'the photos go nowhere else. Photos up to {max_megapixels:g} megapixels and {max_file_mb:g} MB each.')
+        gr.Markdown(f'## Sketch a face photo\nUpload a photo or take one with the webcam, or upload several photos at once: '
+                    f'every face in them is found, aligned and drawn as a pencil sketch by {_generator_name(sketcher)}, '
+                    f'on this computer; the photos go nowhere else. Photos up to {max_megapixels:g} megapixels and '
+                    f'{max_file_mb:g} MB each.')
         with gr.Row():
             photo = gr.Image(label='your photo', sources=['upload', 'webcam'], type='filepath', height=360)
             overlay = gr.Image(label='faces found (green: by the eyes; orange: by the face box)', format='png', interactive=False,
                                height=360)
         with gr.Row():
-            align = gr.Checkbox(value=True, label=ALIGN_LABEL, info='untick for a photo that already is an aligned 200 x 250 face')
+            align = gr.Checkbox(value=True, label=ALIGN_LABEL,
+                                info='untick for a photo that already is an aligned 200 x 250 face')
             button = gr.Button('Sketch', variant='primary')
         with gr.Row():
             several = gr.File(label='or several photos at once (each sketched, or told why not)', file_count='multiple',
@@ -234,10 +240,12 @@ def launch_demo(demo, host: str = DEFAULT_HOST, port: int | None = None, share: 
                 open_browser: bool = False) -> str:
     "Serve `demo` on `host`:`port` (None: 7860 or the next free port) without blocking; its local address."
     try:
-        demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser, max_file_size=round(max_file_mb * 2**20),
-                    theme=demo_theme(), ssr_mode=False, pwa=False, mcp_server=False, quiet=True, prevent_thread_lock=True)
+        demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser,
+                    max_file_size=round(max_file_mb * 2**20), theme=demo_theme(), ssr_mode=False, pwa=False, mcp_server=False,
+                    quiet=True, prevent_thread_lock=True)
     except OSError as err:
-        raise MostNetError(f'cannot serve the page on {host}:{port or "7860-7959"} ({str(err).split(". ")[0]}): pass another --port, '
+        reason = str(err).split('. ')[0]
+        raise MostNetError(f'cannot serve the page on {host}:{port or "7860-7959"} ({reason}): pass another --port, '
                            'or close the program that holds it') from None
     return demo.local_url
 
@@ -246,9 +254,11 @@ def _interrupt(signum, frame): raise KeyboardInterrupt
 
 def demo_cli(argv: list[str] | None = None) -> int:
     "`most-net demo`: serve the sketching page on this computer until Ctrl+C."
-    parser = argparse.ArgumentParser(prog='most-net demo', description='Sketch face photos in a local web page: upload a photo or '
+    parser = argparse.ArgumentParser(prog='most-net demo',
+                                     description='Sketch face photos in a local web page: upload a photo or '
                                      f'take one with the webcam. Needs Gradio: {DEMO_INSTALL}')
-    parser.add_argument('--checkpoint', default=None, help='a .pt checkpoint, a run folder, a .safetensors generator or a sharded '
+    parser.add_argument('--checkpoint', default=None,
+                        help='a .pt checkpoint, a run folder, a .safetensors generator or a sharded '
                         "one's .index.json (default: the released generator, as for most-net sketch)")
     parser.add_argument('--device', default='cpu', help='cpu (default), cuda, mps or auto')
     parser.add_argument('--host', default=DEFAULT_HOST, help='the address to listen on (default 127.0.0.1: this computer only; '
@@ -256,7 +266,8 @@ def demo_cli(argv: list[str] | None = None) -> int:
     parser.add_argument('--port', type=int, default=None, help='the port (default: 7860, or the next free one)')
     parser.add_argument('--share', action='store_true', help="also serve the page through a public link on Gradio's relay "
                         '(needs the internet; off by default)')
-    parser.add_argument('--max-megapixels', type=float, default=MAX_MEGAPIXELS, help=f'refuse larger photos (default {MAX_MEGAPIXELS:g})')
+    parser.add_argument('--max-megapixels', type=float, default=MAX_MEGAPIXELS,
+                        help=f'refuse larger photos (default {MAX_MEGAPIXELS:g})')
     parser.add_argument('--max-file-mb', type=float, default=MAX_FILE_MB, help=f'refuse larger uploads (default {MAX_FILE_MB:g})')
     parser.add_argument('--open', action='store_true', help='open the page in the default browser')
     args = parser.parse_args(argv)
@@ -269,8 +280,8 @@ def demo_cli(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)   # stopped by a service manager or `kill`: as by Ctrl+C, cleaning up
     try:
         url = launch_demo(demo, args.host, args.port, args.share, args.max_file_mb, args.open)
-        print(f'most-net demo: {sketcher.model_config.variant} from {portable_path(sketcher.source)} on {sketcher.device}, serving '
-              f'{url} (generator and page ready in {time.perf_counter() - start:.1f} s; Ctrl+C stops it)' +
+        print(f'most-net demo: {sketcher.model_config.variant} from {portable_path(sketcher.source)} on {sketcher.device}, '
+              f'serving {url} (generator and page ready in {time.perf_counter() - start:.1f} s; Ctrl+C stops it)' +
               (f'\nmost-net demo: public link {demo.share_url}' if demo.share_url else ''), flush=True)
         while demo.is_running: time.sleep(0.2)
     except KeyboardInterrupt: print('most-net demo: stopped', file=sys.stderr)

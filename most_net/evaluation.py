@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,14 +20,18 @@ import torch.nn as nn
 from PIL import Image
 
 from .config import TrainConfig
-from .core import MostNetError, atomic_write_bytes, autocast_context, get_device, unwrap_model, write_guard
+from .core import (MostNetError, atomic_write_bytes, autocast_context, get_device, is_out_of_memory, portable_path,
+                           unwrap_model, write_guard)
 from .data import postprocess_prediction
 from .generator_files import load_generator_from_run
-from .metrics import METRIC_COLUMNS, evaluate_images, higher_is_better
+from .metrics import METRIC_COLUMNS, evaluate_images, higher_is_better, score_into
+from .networks import count_parameters
+from .safeguards import test_out_of_memory_message
 from .synthetic import open_dataset
 
 # %% auto #0
-__all__ = ['TEST_MODES', 'open_split', 'predict_split', 'mix_weighted', 'score_split', 'score_test_modes', 'choose_test_mode']
+__all__ = ['TEST_MODES', 'open_split', 'predict_split', 'mix_weighted', 'score_split', 'score_test_modes', 'choose_test_mode',
+           'evaluate_run']
 
 # %% ../nbs/14_evaluation.ipynb #1e65d3fe
 def open_split(config: TrainConfig, split: str, **kwargs):
@@ -115,3 +119,22 @@ def choose_test_mode(scores: pd.DataFrame) -> str:
         best = scores[metric].idxmax() if higher_is_better(metric) else scores[metric].idxmin()
         wins[best] += 1
     return max(sorted(wins, key=lambda mode: mode != 'eval'), key=wins.get)
+
+# %% ../nbs/14_evaluation.ipynb #a9f62efc
+def evaluate_run(trainer, progress: bool = True) -> dict[str, Any]:
+    "Predict the test split of the run's data, score it and write predictions/, metrics.csv and summary.json."
+    config = trainer.config
+    test_set = open_split(config, 'test')
+    try:
+        items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
+                              config.eval_batch_size, trainer.amp_dtype, config.test_mode)
+    except RuntimeError as err:
+        if not is_out_of_memory(err): raise
+        raise MostNetError(test_out_of_memory_message(trainer)) from err
+    return score_into(items, trainer.run_dir, config.metrics, trainer.device, progress,
+                      name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
+                      steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
+                      parameters_g=count_parameters(trainer.generator), batch_size=config.batch_size,
+                      image_size=config.image_size, perceptual=config.objective().perceptual_note, test_mode=config.test_mode,
+                      stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
+                      train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)

@@ -71,7 +71,7 @@ class PhotoResult:
         return self.error is None
 
 class SketchedFaces(list):
-    "The faces `Sketcher.sketch_many` sketched (SketchResults), with `failed`: the PhotoResults of the photos it could not sketch."
+    "The faces `Sketcher.sketch_many` sketched (SketchResults), with `failed`: the PhotoResults of the photos it could not."
     def __init__(self, faces: Iterable[SketchResult] = (), failed: Iterable[PhotoResult] = ()):
         super().__init__(faces)
         self.failed = list(failed)
@@ -81,7 +81,7 @@ def _source_name(image, index: int) -> str:
 
 # %% ../nbs/19_inference.ipynb #9df903cb
 class Sketcher:
-    "A trained generator ready to sketch photos: `Sketcher().sketch(photo)` (the released one) or `Sketcher(path_or_run_or_generator)`."
+    "A trained generator ready to sketch photos: `Sketcher()` (the released one) or `Sketcher(path_or_run_or_generator)`."
 
     def __init__(self, checkpoint: str | os.PathLike | nn.Module | None = None, device: str | torch.device | None = None,
                  image_size: int | None = None, resize: bool | None = None):
@@ -126,7 +126,7 @@ class Sketcher:
         return [postprocess_prediction(fake, prediction_meta(self.image_size, self.resize)) for fake in fakes]
 
     def predict(self, photos: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1 before giving up."
+        "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1."
         asked, sketches, start = batch_size, [], 0
         batch_size = min(batch_size, self.fitting_batch_size or batch_size)   # a size that ran out once is not retried
         while start < len(photos):
@@ -136,9 +136,9 @@ class Sketcher:
                 if not is_out_of_memory(err): raise
                 release_cached_memory()
                 if len(chunk) == 1:
-                    raise MostNetError(f'out of memory on {self.device} even one face at a time ({self.image_size} x {self.image_size} px; '
-                                       f'batch size {asked} halved down to 1): free memory on {self.device} or sketch on the CPU '
-                                       '(--device cpu)') from err
+                    raise MostNetError(f'out of memory on {self.device} even one face at a time '
+                                       f'({self.image_size} x {self.image_size} px; batch size {asked} halved down to 1): '
+                                       f'free memory on {self.device} or sketch on the CPU (--device cpu)') from err
                 batch_size = self.fitting_batch_size = max(1, len(chunk) // 2)
                 print(f'sketch: out of memory on {self.device} with {len(chunk)} faces at a time ({self.image_size} px); '
                       f'trying {batch_size} (a lower --batch-size avoids this)', file=sys.stderr)
@@ -161,19 +161,19 @@ class Sketcher:
         return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
 
     def sketch(self, image, align: bool = True) -> Image.Image:
-        "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: of the photo as an aligned face); PhotoError if none."
+        "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: the photo is one); PhotoError if none."
         return self.sketch_faces(image, align=align, largest=True)[0].sketch
 
     def sketch_many(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
                     largest: bool = False, progress: bool = False) -> SketchedFaces:
-        "The faces (SketchResults) of many photos (a folder, or paths, PIL images or arrays), in batches; photos that fail are in its `failed`."
+        "The faces (SketchResults) of many photos (a folder, paths, PIL images or arrays); photos that fail: its `failed`."
         photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
         return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
 
     def sketch_photos(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
                       largest: bool = False, progress: bool = False, fail_fast: bool = False,
                       names: Sequence[str] | None = None) -> list[PhotoResult]:
-        "Sketch many photos (a folder, or paths, PIL images or arrays), every one tried: a PhotoResult per photo, sketched or failed."
+        "Sketch many photos (a folder, paths, PIL images or arrays), each tried: a PhotoResult per photo, sketched or failed."
         from tqdm.auto import tqdm
         sources = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
         names = [_source_name(image, index) for index, image in enumerate(sources)] if names is None else list(names)
@@ -193,8 +193,8 @@ class Sketcher:
             for start in range(0, len(faces), batch_size):
                 chunk = faces[start:start + batch_size]
                 for (photo, number, face), sketch in zip(chunk, self.predict([face.photo for *_, face in chunk], batch_size)):
-                    photo.faces.append(SketchResult(photo.source, number, Image.fromarray(face.photo), Image.fromarray(sketch, 'L'),
-                                                    face.detection))
+                    aligned, drawn = Image.fromarray(face.photo), Image.fromarray(sketch, 'L')
+                    photo.faces.append(SketchResult(photo.source, number, aligned, drawn, face.detection))
                 bar.update(len(chunk))
         return photos
 
@@ -223,11 +223,12 @@ def _made_from(path: Path) -> str | None:
 
 def output_paths(photos: Sequence[PhotoResult], out_dir: str | os.PathLike, kinds: Sequence[str] = ('sketch',),
                  inputs: Iterable[str | os.PathLike] = ()) -> list[list[Path] | PhotoError]:
-    "Where each sketched photo's faces go in `out_dir` (face by face, `kinds` in order), or the PhotoError of a name that is taken."
+    "Where each sketched photo's faces go in `out_dir` (face by face, `kinds` in order), or the PhotoError of a taken name."
     out_dir, inputs = Path(out_dir), {Path(path).resolve() for path in inputs}
 
     def paths(photo: PhotoResult, stem: str) -> list[Path]:
-        return [out_dir / f'{face_stem(stem, face.face_index, len(photo.faces))}_{kind}.png' for face in photo.faces for kind in kinds]
+        return [out_dir / f'{face_stem(stem, face.face_index, len(photo.faces))}_{kind}.png'
+                for face in photo.faces for kind in kinds]
 
     def free(path: Path, photo: PhotoResult) -> bool:   # nothing there, or this photo's own earlier file
         return path.resolve() not in inputs and _made_from(path) in (None, Path(photo.source).name)
@@ -240,7 +241,8 @@ def output_paths(photos: Sequence[PhotoResult], out_dir: str | os.PathLike, kind
     claims = Counter(key(path) for these in plain for path in these)
 
     def shared(photo: PhotoResult, these: list[Path]) -> bool:   # its stem or a name is another photo's too, or a name is taken
-        return stems[Path(photo.source).stem.casefold()] > 1 or any(claims[key(path)] > 1 or not free(path, photo) for path in these)
+        if stems[Path(photo.source).stem.casefold()] > 1: return True
+        return any(claims[key(path)] > 1 or not free(path, photo) for path in these)
 
     chosen = [paths(photo, Path(photo.source).name) if shared(photo, these) else these for photo, these in zip(photos, plain)]
     owners, planned = {}, []
@@ -270,7 +272,7 @@ def _png_bytes(image: Image.Image, photo_name: str) -> bytes:
 
 def save_sketches(photos: Sequence[PhotoResult], out_dir: str | os.PathLike, kinds: Sequence[str] = ('sketch',),
                   fail_fast: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> list[PhotoResult]:
-    "Write the faces of each sketched photo into `out_dir` as PNGs named by `output_paths`, atomically: the photos with their `files`, or failed."
+    "Write each sketched photo's faces into `out_dir` as PNGs named by `output_paths`, atomically: photos with `files` or failed."
     unknown = [kind for kind in kinds if kind not in SKETCH_KINDS]
     if unknown: raise MostNetError(f'save_sketches: unknown kind(s) {unknown}: choose from {", ".join(SKETCH_KINDS)}')
     planned = output_paths(photos, out_dir, kinds, inputs)
@@ -292,7 +294,8 @@ def _default_checkpoint() -> Path:
     try: return released_generator_path()
     except MostNetError as missing:
         found = find_default_checkpoint()
-        if found is None: raise MostNetError(f'{missing} with --checkpoint (no results/runs/*/checkpoints/last.pt either)') from None
+        if found is None:
+            raise MostNetError(f'{missing} with --checkpoint (no results/runs/*/checkpoints/last.pt either)') from None
         return found
 
 def _gather_photos(entries: Sequence[str], fail_fast: bool) -> tuple[list[Path], list[PhotoResult]]:
@@ -313,7 +316,7 @@ def _report(photos: Iterable[PhotoResult]) -> None:
         if not photo.ok: print(f'most-net sketch: error: {photo.error}', file=sys.stderr)
 
 def batch_summary(photos: Sequence[PhotoResult], detail: str = '', see: str = 'see above') -> str:
-    "The one line that ends a batch: how many photos were sketched (their faces, `detail`) and how many failed (`see` where it says why)."
+    "The one line that ends a batch: how many photos were sketched (their faces, `detail`) and how many failed (`see`: why)."
     sketched = [photo for photo in photos if photo.ok]
     line = f'{len(sketched)} of {len(photos)} photo{"s" * (len(photos) != 1)} sketched'
     if sketched: line += f' ({sum(len(photo.faces) for photo in sketched)} face(s){" " * bool(detail)}{detail})'
@@ -321,20 +324,23 @@ def batch_summary(photos: Sequence[PhotoResult], detail: str = '', see: str = 's
     return line + (f', {failed} failed: {see}' if failed else '')
 
 def sketch_cli(argv: list[str] | None = None) -> int:
-    "`most-net sketch`: turn photos (files or folders) into sketches with a trained generator, every photo tried; exit status 1 when any failed."
-    parser = argparse.ArgumentParser(prog='most-net sketch', description='Turn face photos into sketches with a trained generator.')
+    "`most-net sketch`: photos (files or folders) into sketches by a trained generator, each tried; status 1 if any failed."
+    parser = argparse.ArgumentParser(prog='most-net sketch',
+                                     description='Turn face photos into sketches with a trained generator.')
     parser.add_argument('inputs', nargs='+', metavar='PHOTO_OR_DIR', help='photos, or folders of photos')
     parser.add_argument('-o', '--out-dir', required=True, help='folder for <stem>_sketch.png (a photo with several faces: '
                         '<stem>_face1_sketch.png, <stem>_face2_sketch.png, ...)')
-    parser.add_argument('--checkpoint', default=None, help='a .pt checkpoint, a run folder, a .safetensors generator or a sharded '
-                        f'one\'s .index.json (default: the released generator {RELEASE_NAME} the package ships, else '
+    parser.add_argument('--checkpoint', default=None,
+                        help='a .pt checkpoint, a run folder, a .safetensors generator or a sharded one\'s .index.json '
+                        f'(default: the released generator {RELEASE_NAME} the package ships, else '
                         'the newest results/runs/*/checkpoints/last.pt)')
     parser.add_argument('--device', default='auto', help="cpu, cuda, mps or auto (default)")
     parser.add_argument('--no-align', action='store_true', help='the photos are already aligned 200 x 250 CUFS-style crops')
     parser.add_argument('--largest', action='store_true', help='only the largest face of each photo')
     parser.add_argument('--side-by-side', action='store_true', help='also write <stem>_side_by_side.png: aligned photo | sketch')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--fail-fast', action='store_true', help='stop at the first photo that cannot be sketched, before anything '
+    parser.add_argument('--fail-fast', action='store_true',
+                        help='stop at the first photo that cannot be sketched, before anything '
                         'is written (default: sketch all the others, one line per failure, exit status 1)')
     args = parser.parse_args(argv)
     if args.batch_size < 1: raise MostNetError(f'--batch-size must be at least 1, got {args.batch_size}')

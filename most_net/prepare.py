@@ -6,25 +6,56 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .core import IMAGE_SUFFIXES
-from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_pairs, staged_folder,
-                           validate_dataset, write_pairs_csv)
+from .core import IMAGE_SUFFIXES, MostNetError, atomic_write_text
+from .data import CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_pairs, validate_dataset
 
 # %% auto #0
 __all__ = ['CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS', 'TEST_MIX_FILE',
-           'cufsf_split', 'prepare_dataset', 'carve_validation', 'read_test_mix', 'format_counts', 'data_cli']
+           'staged_folder', 'write_pairs_csv', 'cufsf_split', 'prepare_dataset', 'count_test_mix', 'carve_validation',
+           'read_test_mix', 'batch_subset_weights', 'format_counts', 'data_cli']
+
+# %% ../nbs/04_prepare.ipynb #3a138a4f
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
+    if out.exists() and any(out.iterdir()) and not force:
+        raise DatasetError(f'{out} already exists and is not empty: pass --force (force=True) to replace it, '
+                           'or choose another output folder')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else: os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+def write_pairs_csv(folder: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    "Write `folder`'s `pairs.csv` (atomically): one line per row, holding `columns` of it and nothing else."
+    table = pd.DataFrame([{column: row[column] for column in columns} for row in rows], columns=list(columns))
+    atomic_write_text(folder / 'pairs.csv', table.to_csv(index=False))
 
 # %% ../nbs/04_prepare.ipynb #cc855ca9
 CUHK_FIRST_TEST_SKETCH = 89          # the CUHK student test sketches are numbered 89..188
@@ -236,9 +267,15 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, format: s
         counts = validate_dataset(staging, decode=False)
     return counts
 
-# %% ../nbs/04_prepare.ipynb #5fda052f
+# %% ../nbs/04_prepare.ipynb #7d4c45d4
 TEST_MIX_FILE = 'test_mix.json'   # in a carved folder: the source test split's pairs per subset
 
+def count_test_mix(root: str | os.PathLike) -> dict[str, int]:
+    "The pairs per subset of `root`'s test split, as its pairs.csv lists them (empty when it lists none)."
+    pairs = read_pairs(root)
+    return {subset: int(count) for subset, count in pairs[pairs['split'] == 'test'].groupby('subset').size().items()}
+
+# %% ../nbs/04_prepare.ipynb #5fda052f
 def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: float = 0.15, seed: int = 0,
                      force: bool = False) -> Path:
     "A canonical folder at `out`: `root`'s training pairs split per subset into train and a held-out `test` (validation)."
@@ -264,8 +301,8 @@ def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: 
                 shutil.copy2(root / 'train' / kind / pair.name, staging / split / kind / pair.name)
             rows.append(dict(split=split, subset=pair.subset, name=pair.name))
         write_pairs_csv(staging, rows, REQUIRED_COLUMNS)
-        mix = read_pairs(root).query("split == 'test'").groupby('subset').size()
-        if len(mix): (staging / TEST_MIX_FILE).write_text(json.dumps({k: int(v) for k, v in mix.items()}, indent=1) + '\n')
+        mix = count_test_mix(root)
+        if mix: (staging / TEST_MIX_FILE).write_text(json.dumps(mix, indent=1) + '\n')
     return Path(out)
 
 # %% ../nbs/04_prepare.ipynb #f8ed44ee
@@ -278,6 +315,20 @@ def read_test_mix(root: str | os.PathLike) -> dict[str, int] | None:
     if not (isinstance(mix, dict) and mix and all(isinstance(v, int) and v >= 0 for v in mix.values())):
         raise DatasetError(f'{path} should map subsets to pair counts, got {mix!r}: carve the folder again with --force')
     return mix
+
+# %% ../nbs/04_prepare.ipynb #ac774c2f
+def batch_subset_weights(batch_mix: str, data_root: str | os.PathLike, subsets: Sequence[str]) -> dict[str, float] | None:
+    "The weights of the training `subsets` in batches drawn as `batch_mix` asks (None for 'data': every pair once an epoch)."
+    if batch_mix == 'data': return None
+    subsets = sorted(set(subsets))
+    if batch_mix == 'equal': return {subset: 1.0 for subset in subsets}
+    root = Path(str(data_root))
+    mix = read_test_mix(root) if root.is_dir() else None
+    if mix is None and (root / 'pairs.csv').is_file(): mix = count_test_mix(root)
+    if not mix:
+        raise MostNetError(f"batch_mix='test' needs the test split's subset mix: {data_root} has neither "
+                           f"{TEST_MIX_FILE} nor test pairs in pairs.csv; use batch_mix='equal' or 'data'")
+    return {subset: float(mix.get(subset, 0)) for subset in subsets}
 
 # %% ../nbs/04_prepare.ipynb #487d260a
 def format_counts(counts: dict[str, dict[str, int]]) -> str:

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .core import MostNetError, repo_root, resolve_path
-from .data import (CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, FaceSketchDataset, PairedImages, staged_folder,
-                           write_pairs_csv)
+from .data import CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, FaceSketchDataset, PairedImages
+from .prepare import staged_folder, write_pairs_csv
 
 # %% auto #0
 __all__ = ['SKIN_TONES', 'HAIR_COLOURS', 'IRIS_COLOURS', 'draw_synthetic_face', 'SyntheticFaceSketch', 'write_synthetic_dataset',

@@ -23,22 +23,21 @@ from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_js
                            cpu_has_bf16, get_device, hardware_info, is_out_of_memory, portable_path,
                            quiet_torch_logs, repo_root, resolve_channels_last, resolve_path, resolve_precision, seed_everything,
                            unwrap_model, write_guard)
-from .data import TensorLoader, read_pairs
+from .data import TensorLoader
 from .distributed import wrap_for_distributed
-from .evaluation import open_split, predict_split
+from .evaluation import evaluate_run, open_split
 from .generator_files import CHECKPOINT_FORMAT, load_checkpoint, load_training_weights, save_training_weights
 from .hooks import TrainingHook, default_hooks
 from .losses import DiscriminatorLoss, GeneratorLoss
-from .metrics import score_into
-from .prepare import TEST_MIX_FILE, read_test_mix
+from .prepare import batch_subset_weights
 from .networks import build_discriminator, build_generator, count_parameters
 from .safeguards import (STOP_NAMES, agreed_stop_signal, catch_stop_signals, check_same_run, checkpoint_bytes,
-                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message, preflight_folder,
-                                 recovery_note, remove_stale_temporaries, required_bytes, resume_command, run_lock,
-                                 sample_grid_bytes, test_out_of_memory_message)
+                                 continue_run_dir, forget_rows_after, make_run_dir, out_of_memory_message,
+                                 preflight_folder, recovery_note, remove_stale_temporaries, required_bytes,
+                                 resume_command, run_lock, sample_grid_bytes)
 
 # %% auto #0
-__all__ = ['RunResult', 'batch_subset_weights', 'Trainer', 'evaluate_run', 'train']
+__all__ = ['RunResult', 'Trainer', 'train']
 
 # %% ../nbs/17_train.ipynb #1105e398
 @dataclass
@@ -50,21 +49,6 @@ class RunResult:
     final_losses: dict[str, float]
     summary: dict[str, Any] | None = None
     stopped_by: str = 'steps'            # 'steps' (total_steps reached) | 'budget' (max_minutes spent) | 'SIGINT' | 'SIGTERM'
-
-# %% ../nbs/17_train.ipynb #597e223d
-def batch_subset_weights(config: TrainConfig, train_set) -> dict[str, float] | None:
-    "The subset weights of the training batches `config.batch_mix` asks for (None: every pair once an epoch)."
-    if config.batch_mix == 'data': return None
-    subsets = sorted(set(getattr(train_set, 'subsets', None) or []))
-    if config.batch_mix == 'equal': return {subset: 1.0 for subset in subsets}
-    mix = read_test_mix(config.data_root) if Path(str(config.data_root)).is_dir() else None
-    if mix is None and (Path(str(config.data_root)) / 'pairs.csv').is_file():
-        pairs = read_pairs(config.data_root)
-        mix = pairs.loc[pairs['split'] == 'test', 'subset'].value_counts().to_dict()
-    if not mix:
-        raise MostNetError(f"batch_mix='test' needs the test split's subset mix: {config.data_root} has neither "
-                           f"{TEST_MIX_FILE} nor test pairs in pairs.csv; use batch_mix='equal' or 'data'")
-    return {subset: float(mix.get(subset, 0)) for subset in subsets}
 
 # %% ../nbs/17_train.ipynb #6d879f50
 class Trainer:
@@ -82,9 +66,10 @@ class Trainer:
         if len(self.train_set) < config.batch_size:
             raise MostNetError(f'{config.data_root}: {len(self.train_set)} training pairs, fewer than the batch size '
                                f'{config.batch_size}: lower batch_size')
+        subset_weights = batch_subset_weights(config.batch_mix, config.data_root, self.train_set.subsets)
         self.loader = TensorLoader(self.train_set, config.batch_size, shuffle=True, drop_last=True, device=self.device,
                                    augment=config.augment, seed=config.seed, rank=rank, world_size=world_size,
-                                   subset_weights=batch_subset_weights(config, self.train_set))
+                                   subset_weights=subset_weights)
         self.steps_per_epoch = len(self.loader)
         self.total_steps = int(config.max_steps or config.epochs * self.steps_per_epoch)
         self.generator = build_generator(config.model).to(self.device)
@@ -389,26 +374,6 @@ def setting_line(self: Trainer) -> str:
             why += (': this CPU computes bf16 natively, the fastest setting measured (nbs/22_bench_cpu.ipynb); --precision fp32 '
                     'for full precision' if native else ': no native bf16 on this CPU')
     return f'{self.config.name}: training on {self.device} in {precision}, {layout} layout ({why})'
-
-# %% ../nbs/17_train.ipynb #a9f62efc
-def evaluate_run(trainer: Trainer, progress: bool = True) -> dict[str, Any]:
-    "Predict the test split of the run's data, score it and write predictions/, metrics.csv and summary.json."
-    config = trainer.config
-    test_set = open_split(config, 'test')
-    try:
-        items = predict_split(trainer.generator, test_set, trainer.run_dir / 'predictions', trainer.device,
-                              config.eval_batch_size, trainer.amp_dtype, config.test_mode)
-    except RuntimeError as err:
-        if not is_out_of_memory(err): raise
-        raise MostNetError(test_out_of_memory_message(trainer)) from err
-    return score_into(items, trainer.run_dir, config.metrics, trainer.device, progress,
-                      name=config.name, variant=config.variant, preset=config.preset, data_root=portable_path(config.data_root),
-                      steps=trainer.step, epochs=round(trainer.step / trainer.steps_per_epoch, 2),
-                      parameters_g=count_parameters(trainer.generator), batch_size=config.batch_size,
-                      image_size=config.image_size,
-                      perceptual=config.objective().perceptual_note, test_mode=config.test_mode,
-                      stopped_by=trainer.stopped_by or 'steps', max_minutes=config.max_minutes,
-                      train_minutes=round(trainer.train_seconds / 60, 2), total_steps=trainer.total_steps)
 
 # %% ../nbs/17_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:

@@ -389,8 +389,8 @@ def test_out_of_memory_in_training_names_the_batch_and_image_size(tmp_path, monk
 
 
 def test_out_of_memory_in_the_test_predictions_names_eval_batch_size(tmp_path, monkeypatch, capsys):
-    import most_net.train
-    monkeypatch.setattr(most_net.train, 'predict_split', _out_of_memory)
+    import most_net.evaluation
+    monkeypatch.setattr(most_net.evaluation, 'predict_split', _out_of_memory)
     status = main(['train', '--preset', 'tiny', '--max-steps', '2', '--device', 'cpu', '--run-dir', str(tmp_path / 'run')])
     line = _error_line(capsys.readouterr().err)
     assert status == 1
