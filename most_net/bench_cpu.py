@@ -236,6 +236,7 @@ def time_settings(settings: BenchSettings, variant: str, names: Sequence[str], s
         for name in names: samples[name] += time_callable(steps[name], 0, 1, trainers[name].device)[1]
     return trainers, samples
 
+# %% ../nbs/22_bench_cpu.ipynb #696b75a7
 def bench_cpu_step(settings: BenchSettings, names: Sequence[str] | None = None,
                    variants: Sequence[str] = ('most_net', 'pix2pix'), parts: bool = True, peaks: bool = True) -> pd.DataFrame:
     "Each variant's step per setting, interleaved; its GFLOP/s against the peaks at its own layers; MOST-Net's parts."

@@ -97,6 +97,7 @@ def _summary_cpu_loop(loop: pd.DataFrame) -> list[dict]:
                     f'its first call after the other precision ran, as cpu_step times it: '
                     f'{bf16.after_switch_speedup_vs_fp32:.2f}x)', bf16.loop_speedup_vs_fp32, 'ratio', '')]
 
+# %% ../nbs/23_bench_report.ipynb #98c855bb
 def _summary_cpu_isa(isa: pd.DataFrame) -> list[dict]:
     return [(f'MOST-Net step, bf16 / fp32, oneDNN held to {cap}', 1 / row['speedup_vs_fp32_same_isa'], 'ratio', '')
             for cap, row in isa[isa['precision'] == 'bf16'].set_index('isa_cap').iterrows()]

@@ -249,6 +249,7 @@ def _image_size(path: Path, decode: bool) -> tuple[int, int]:
 def _files(folder: Path) -> set[str]:
     return {entry.name for entry in folder.iterdir() if entry.is_file() and not entry.name.startswith('.')}
 
+# %% ../nbs/02_data.ipynb #fbb8b836
 def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
                     expected_hw: tuple[int, int] | None) -> tuple[dict[str, int], tuple[int, int] | None]:
     csv_path = root / 'pairs.csv'
@@ -299,6 +300,7 @@ def _validate_split(root: Path, pairs: pd.DataFrame, split: str, decode: bool,
                                    '(`most-net data prepare` converts pictures of any size), or remove the pair')
     return dict(sorted(Counter(rows['subset']).items())), expected_hw
 
+# %% ../nbs/02_data.ipynb #fc94d890
 def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = None, decode: bool = True,
                      expected_hw: Sequence[int] | None = CUFS_HW) -> dict[str, dict[str, int]]:
     "Check a canonical dataset folder (`splits`: those listed or present); its pair counts per split and subset, or DatasetError."

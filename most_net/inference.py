@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -125,79 +126,88 @@ class Sketcher:
         "Generator outputs (B x 1 x S x S) back to uint8 250 x 200 sketches, undoing the padding or resizing."
         return [postprocess_prediction(fake, prediction_meta(self.image_size, self.resize)) for fake in fakes]
 
-    def predict(self, photos: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1."
-        asked, sketches, start = batch_size, [], 0
-        batch_size = min(batch_size, self.fitting_batch_size or batch_size)   # a size that ran out once is not retried
-        while start < len(photos):
-            chunk = photos[start:start + batch_size]
-            try: fakes = self.generate(self.preprocess(chunk))
-            except RuntimeError as err:
-                if not is_out_of_memory(err): raise
-                release_cached_memory()
-                if len(chunk) == 1:
-                    raise MostNetError(f'out of memory on {self.device} even one face at a time '
-                                       f'({self.image_size} x {self.image_size} px; batch size {asked} halved down to 1): '
-                                       f'free memory on {self.device} or sketch on the CPU (--device cpu)') from err
-                batch_size = self.fitting_batch_size = max(1, len(chunk) // 2)
-                print(f'sketch: out of memory on {self.device} with {len(chunk)} faces at a time ({self.image_size} px); '
-                      f'trying {batch_size} (a lower --batch-size avoids this)', file=sys.stderr)
-                continue
-            sketches += self.postprocess(fakes)
-            start += len(chunk)
-        return sketches
-
     def sketch_tensor(self, photo: torch.Tensor) -> np.ndarray:
         "The sketch (uint8 250 x 200) of one preprocessed photo (3 x S x S in [-1, 1], as the data module yields it)."
         return self.postprocess(self.generate(photo[None]))[0]
 
-    # -- photos ----------------------------------------------------------------------------------------
-    def prepare(self, image, align: bool = True, largest: bool = False, name: str | None = None) -> list[AlignedFace]:
-        "The faces of a photo in the CUFS frame: detected and aligned, or (align=False) taken as they are."
-        return align_faces(image, largest=largest, name=name) if align else [as_cufs_frame(image, name)]
+# %% ../nbs/19_inference.ipynb #98ab67d9
+@patch
+def predict(self: Sketcher, photos: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+    "Sketches (uint8 250 x 200) of aligned faces, `batch_size` at a time; out of memory, it halves the batch down to 1."
+    asked, sketches, start = batch_size, [], 0
+    batch_size = min(batch_size, self.fitting_batch_size or batch_size)   # a size that ran out once is not retried
+    while start < len(photos):
+        chunk = photos[start:start + batch_size]
+        try: fakes = self.generate(self.preprocess(chunk))
+        except RuntimeError as err:
+            if not is_out_of_memory(err): raise
+            release_cached_memory()
+            if len(chunk) == 1:
+                raise MostNetError(f'out of memory on {self.device} even one face at a time '
+                                   f'({self.image_size} x {self.image_size} px; batch size {asked} halved down to 1): '
+                                   f'free memory on {self.device} or sketch on the CPU (--device cpu)') from err
+            batch_size = self.fitting_batch_size = max(1, len(chunk) // 2)
+            print(f'sketch: out of memory on {self.device} with {len(chunk)} faces at a time ({self.image_size} px); '
+                  f'trying {batch_size} (a lower --batch-size avoids this)', file=sys.stderr)
+            continue
+        sketches += self.postprocess(fakes)
+        start += len(chunk)
+    return sketches
 
-    def sketch_faces(self, image, align: bool = True, largest: bool = False) -> list[SketchResult]:
-        "Sketches of every face of one photo (or of the largest), largest first; a PhotoError when it cannot be sketched."
-        return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
+# %% ../nbs/19_inference.ipynb #14043182
+@patch
+def prepare(self: Sketcher, image, align: bool = True, largest: bool = False, name: str | None = None) -> list[AlignedFace]:
+    "The faces of a photo in the CUFS frame: detected and aligned, or (align=False) taken as they are."
+    return align_faces(image, largest=largest, name=name) if align else [as_cufs_frame(image, name)]
 
-    def sketch(self, image, align: bool = True) -> Image.Image:
-        "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: the photo is one); PhotoError if none."
-        return self.sketch_faces(image, align=align, largest=True)[0].sketch
+@patch
+def sketch_faces(self: Sketcher, image, align: bool = True, largest: bool = False) -> list[SketchResult]:
+    "Sketches of every face of one photo (or of the largest), largest first; a PhotoError when it cannot be sketched."
+    return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
 
-    def sketch_many(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
-                    largest: bool = False, progress: bool = False) -> SketchedFaces:
-        "The faces (SketchResults) of many photos (a folder, paths, PIL images or arrays); photos that fail: its `failed`."
-        photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
-        return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
+@patch
+def sketch(self: Sketcher, image, align: bool = True) -> Image.Image:
+    "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: the photo is one); PhotoError if none."
+    return self.sketch_faces(image, align=align, largest=True)[0].sketch
 
-    def sketch_photos(self, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
-                      largest: bool = False, progress: bool = False, fail_fast: bool = False,
-                      names: Sequence[str] | None = None) -> list[PhotoResult]:
-        "Sketch many photos (a folder, paths, PIL images or arrays), each tried: a PhotoResult per photo, sketched or failed."
-        from tqdm.auto import tqdm
-        sources = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
-        names = [_source_name(image, index) for index, image in enumerate(sources)] if names is None else list(names)
-        if len(names) != len(sources): raise MostNetError(f'sketch_photos: {len(names)} names for {len(sources)} photos')
-        photos, faces = [], []   # faces: (its photo, its number, the aligned face)
-        # each bar is closed by its `with` before an error's one line is printed, not after it
-        with tqdm(total=len(sources), desc='finding faces', unit='photo', disable=not progress or len(sources) < 2) as bar:
-            for name, image in zip(names, sources):
-                photos.append(PhotoResult(name))
-                try: found = self.prepare(image, align, largest, name)
-                except PhotoError as err:
-                    if fail_fast: raise
-                    photos[-1].error, found = err, []
-                faces += [(photos[-1], number, face) for number, face in enumerate(found, start=1)]
-                bar.update()
-        with tqdm(total=len(faces), desc='sketching', unit='face', disable=not progress or len(faces) < 2) as bar:
-            for start in range(0, len(faces), batch_size):
-                chunk = faces[start:start + batch_size]
-                for (photo, number, face), sketch in zip(chunk, self.predict([face.photo for *_, face in chunk], batch_size)):
-                    aligned, drawn = Image.fromarray(face.photo), Image.fromarray(sketch, 'L')
-                    photo.faces.append(SketchResult(photo.source, number, aligned, drawn, face.detection))
-                bar.update(len(chunk))
-        return photos
+@patch
+def sketch_many(self: Sketcher, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
+                largest: bool = False, progress: bool = False) -> SketchedFaces:
+    "The faces (SketchResults) of many photos (a folder, paths, PIL images or arrays); photos that fail: its `failed`."
+    photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
+    return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
 
+# %% ../nbs/19_inference.ipynb #af00488e
+@patch
+def sketch_photos(self: Sketcher, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
+                  largest: bool = False, progress: bool = False, fail_fast: bool = False,
+                  names: Sequence[str] | None = None) -> list[PhotoResult]:
+    "Sketch many photos (a folder, paths, PIL images or arrays), each tried: a PhotoResult per photo, sketched or failed."
+    from tqdm.auto import tqdm
+    sources = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
+    names = [_source_name(image, index) for index, image in enumerate(sources)] if names is None else list(names)
+    if len(names) != len(sources): raise MostNetError(f'sketch_photos: {len(names)} names for {len(sources)} photos')
+    photos, faces = [], []   # faces: (its photo, its number, the aligned face)
+    # each bar is closed by its `with` before an error's one line is printed, not after it
+    with tqdm(total=len(sources), desc='finding faces', unit='photo', disable=not progress or len(sources) < 2) as bar:
+        for name, image in zip(names, sources):
+            photos.append(PhotoResult(name))
+            try: found = self.prepare(image, align, largest, name)
+            except PhotoError as err:
+                if fail_fast: raise
+                photos[-1].error, found = err, []
+            faces += [(photos[-1], number, face) for number, face in enumerate(found, start=1)]
+            bar.update()
+    with tqdm(total=len(faces), desc='sketching', unit='face', disable=not progress or len(faces) < 2) as bar:
+        for start in range(0, len(faces), batch_size):
+            chunk = faces[start:start + batch_size]
+            for (photo, number, face), sketch in zip(chunk, self.predict([face.photo for *_, face in chunk], batch_size)):
+                aligned, drawn = Image.fromarray(face.photo), Image.fromarray(sketch, 'L')
+                photo.faces.append(SketchResult(photo.source, number, aligned, drawn, face.detection))
+            bar.update(len(chunk))
+    return photos
+
+# %% ../nbs/19_inference.ipynb #13dfd729
 def list_images(folder: str | os.PathLike) -> list[Path]:
     "The photos (by suffix, hidden files left out) in a folder, sorted; a folder without any is an error."
     folder = Path(folder)

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 import torch.utils._pytree as pytree
+from fastcore.basics import patch
 
 from .core import MostNetError, Registry
 from .layers import NORMS, ReflectConv2d, ResidualBlock, StyleInjectionNorm, conv_bias, get_norm
@@ -58,6 +59,7 @@ VARIANTS = ('most_net', 'most_net_no_mr', 'pix2pix', 'most_net_no_memory')   # t
 VARIANT_TITLES = {name: GENERATORS[name].title for name in VARIANTS}   # figure and table labels of the paper's variants
 DECODER_UPSAMPLES = ('transposed', 'nearest')
 
+# %% ../nbs/07_networks.ipynb #9a35230c
 @dataclass
 class ModelConfig:
     "Architecture of the generator and discriminator (paper section III-A; where it is silent, our defaults in nbs/index.ipynb)."
@@ -111,42 +113,47 @@ class ModelConfig:
         check_memory_options(**self.memory_options())
         if not 0 <= float(self.unet_dropout) < 1: raise MostNetError(f'unet_dropout must lie in [0, 1), got {self.unet_dropout}')
 
-    def memory_options(self) -> dict[str, Any]:
-        "What the memory is built with: the names of MEMORY_OPTIONS, the memory's width being the features'."
-        return dict(num_slots=self.num_slots, dim=self.feature_channels, momentum=self.momentum, temperature=self.temperature,
-                    read_chunk=self.read_chunk, renormalise_keys=self.renormalise_keys)
+# %% ../nbs/07_networks.ipynb #d5e9bf1d
+@patch
+def memory_options(self: ModelConfig) -> dict[str, Any]:
+    "What the memory is built with: the names of MEMORY_OPTIONS, the memory's width being the features'."
+    return dict(num_slots=self.num_slots, dim=self.feature_channels, momentum=self.momentum, temperature=self.temperature,
+                read_chunk=self.read_chunk, renormalise_keys=self.renormalise_keys)
 
-    @property
-    def use_memory(self) -> bool:
-        "Whether the generator has the sketch encoder and the memory (MOST-Net with or without the MR loss)."
-        return GENERATORS[self.variant].memory
+@patch(as_prop=True)
+def use_memory(self: ModelConfig) -> bool:
+    "Whether the generator has the sketch encoder and the memory (MOST-Net with or without the MR loss)."
+    return GENERATORS[self.variant].memory
 
-    @property
-    def use_mr_loss(self) -> bool:
-        "Whether the generator returns the memory refinement loss."
-        return GENERATORS[self.variant].mr_loss
+@patch(as_prop=True)
+def use_mr_loss(self: ModelConfig) -> bool:
+    "Whether the generator returns the memory refinement loss."
+    return GENERATORS[self.variant].mr_loss
 
-    @property
-    def spatial_multiple(self) -> int:
-        "What the input height and width must be divisible by."
-        return GENERATORS[self.variant].spatial_multiple(self)
+@patch(as_prop=True)
+def spatial_multiple(self: ModelConfig) -> int:
+    "What the input height and width must be divisible by."
+    return GENERATORS[self.variant].spatial_multiple(self)
 
-    def to_dict(self) -> dict[str, Any]:
-        "A JSON-serialisable dict, with `config_version`."
-        return {'config_version': CONFIG_VERSION, **dataclasses.asdict(self)}
+# %% ../nbs/07_networks.ipynb #32a519e1
+@patch
+def to_dict(self: ModelConfig) -> dict[str, Any]:
+    "A JSON-serialisable dict, with `config_version`."
+    return {'config_version': CONFIG_VERSION, **dataclasses.asdict(self)}
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> 'ModelConfig':
-        "Rebuild a configuration written by `to_dict`, refusing another version or unknown keys."
-        values = dict(values)
-        version = values.pop('config_version', None)
-        if version != CONFIG_VERSION:
-            raise MostNetError(f'model configuration has config_version {version!r}, this most_net reads version '
-                               f'{CONFIG_VERSION}: rebuild it with ModelConfig(...).to_dict() or use a matching most_net')
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown: raise MostNetError(f'unknown model option(s) {unknown}: check the spelling against ModelConfig')
-        return cls(**values)
+@patch(cls_method=True)
+def from_dict(cls: ModelConfig, values: dict[str, Any]) -> ModelConfig:
+    "Rebuild a configuration written by `to_dict`, refusing another version or unknown keys."
+    values = dict(values)
+    version = values.pop('config_version', None)
+    if version != CONFIG_VERSION:
+        raise MostNetError(f'model configuration has config_version {version!r}, this most_net reads version '
+                           f'{CONFIG_VERSION}: rebuild it with ModelConfig(...).to_dict() or use a matching most_net')
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown: raise MostNetError(f'unknown model option(s) {unknown}: check the spelling against ModelConfig')
+    return cls(**values)
 
+# %% ../nbs/07_networks.ipynb #b598e879
 def variant_title(name: str, paper: bool = False) -> str:
     "A variant's label from GENERATORS: its title, or (`paper`) its name in the paper's Table II; an unknown name as it is."
     if name not in GENERATORS: return name

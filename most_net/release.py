@@ -56,6 +56,7 @@ def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) 
                   + ' |' for row in subsets]
     return lines
 
+# %% ../nbs/30_release.ipynb #003c1b13
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (`scores`'s), checksums."
@@ -102,6 +103,7 @@ def write_model_card(run_dir, release_path, floor=None, command: str = '', score
     "Write `model_card(...)` as README.md beside the released generator, atomically."
     return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command, scores))
 
+# %% ../nbs/30_release.ipynb #14422148
 def score_generator_file(path: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
                          description: dict[str, Any], metrics: Sequence[str] = METRICS, device=None,
                          progress: bool = True) -> dict[str, Any]:
@@ -124,7 +126,6 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
     run = {key: value for key, value in load_summary(run_dir).items() if key not in ('run_dir', *SUMMARY_KEYS)}
     return score_generator_file(release_path, data_root, out_dir, {**run, 'name': f'{Path(release_path).name} (released)'},
                                 metrics, device, progress)
-
 
 # %% ../nbs/30_release.ipynb #ea908754
 def validation_point_description(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series) -> dict[str, Any]:

@@ -192,6 +192,7 @@ def make_table1(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | N
                                    **overall_metrics(summary)}]))
     return pd.concat(rows, ignore_index=True), _notes(summaries)
 
+# %% ../nbs/28_tables.ipynb #c2d3a9c4
 def make_table2(runs: dict[str, str | os.PathLike], floor: str | os.PathLike | None = None, ci: bool = False,
                 reference_key: str = 'most_net', resamples: int = 4000, seed: int = 0, level: float = 0.95,
                 second_seeds: dict[str, str | os.PathLike] | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -246,6 +247,7 @@ def _with_ci(table: pd.DataFrame, notes: list[str], folders: dict[str, Any], ref
                            '; better/worse follow each metric (FSIM, SSIM higher; LPIPS lower); rows without per-image '
                            'scores (metrics.csv) show —']
 
+# %% ../nbs/28_tables.ipynb #864ae3b9
 def _noise(spread: pd.DataFrame) -> dict[str, float]:
     "Per metric, the largest seed spread measured: what a difference must exceed to count."
     return spread.groupby('metric')['spread'].max().to_dict() if len(spread) else {}
