@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,19 +20,22 @@ from PIL import Image
 from .config import TrainConfig
 from .core import MostNetError, atomic_write_bytes, atomic_write_text, portable_path, portable_text, resolve_path
 from .data import read_pairs
+from .evaluation import mix_weighted
 from .generator_files import release_checksums, release_generator
 from .hooks import validation_weights
 from .inference import Sketcher
 from .metrics import METRIC_COLUMNS, METRICS, SUMMARY_KEYS, load_summary, overall_metrics, score_into
 from .options import config_values
 from .readme import sync_readme
+from .statistics import beats, best_validation_point, better_on, validation_scores
 from .synthetic import open_dataset
 from .tables import (FLOOR_METHOD, PAPER_TABLE1, TABLE1_TITLE, budget, format_score, make_table1,
                              read_table1_baselines, usable_floor, write_table)
 
 # %% auto #0
 __all__ = ['DATA_TERMS', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_generator_file', 'score_release',
-           'validation_point_description', 'score_validation_point', 'replace_release', 'release_most_net']
+           'validation_point_description', 'score_validation_point', 'ReleaseDecision', 'summary_validation_scores',
+           'release_decision', 'replace_release', 'release_most_net']
 
 # %% ../nbs/30_release.ipynb #b3c8947e
 DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
@@ -152,6 +156,32 @@ def score_validation_point(run_dir: str | os.PathLike, point: dict[str, Any] | p
                            f'{run_dir} (checkpoints/ is not committed); score it there, or train the run again')
     return score_generator_file(path, test_root, out_dir, validation_point_description(run_dir, point), metrics, device,
                                 progress)
+
+# %% ../nbs/30_release.ipynb #3cff04a7
+@dataclass
+class ReleaseDecision:
+    "A run's best validation point against the released generator on the validation pairs, and the verdict."
+    point: pd.Series
+    scores: dict[str, float]
+    released: dict[str, float]
+    better_on: list[str]
+    worse_on: list[str]
+    replaces: bool
+
+def summary_validation_scores(summary: dict[str, Any], mix: dict[str, int] | None) -> dict[str, float]:
+    "A scored folder's overall scores as validation reads them: weighted to the test's subset `mix` when given."
+    frame = pd.DataFrame(summary['metrics'])
+    if mix is None: return {m: float(v) for m, v in frame[frame['subset'] == 'all'].iloc[0].items() if m in METRIC_COLUMNS}
+    weighted = {key.removesuffix('_mix'): value for key, value in mix_weighted(frame, mix).items()}
+    return {metric: value for metric, value in weighted.items() if metric in METRIC_COLUMNS}
+
+def release_decision(curve: pd.DataFrame, released_summary: dict[str, Any], mix: dict[str, int] | None,
+                     spread: dict[str, float]) -> ReleaseDecision:
+    "Whether the best point of a validation `curve` beats the released generator's `released_summary` (same pairs)."
+    point = best_validation_point(curve)
+    scores, released = validation_scores(point), summary_validation_scores(released_summary, mix)
+    return ReleaseDecision(point, scores, released, better_on(scores, released, spread), better_on(released, scores, spread),
+                           beats(scores, released, spread))
 
 # %% ../nbs/30_release.ipynb #9cda41b5
 def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,
