@@ -36,6 +36,7 @@ class TrainConfig:
     image_size: int = 256
     resize: bool = False
     augment: bool = True
+    jitter: int | None = None            # translation range in px; None: 4 at 256 px (image_size / 64); pix2pix's 286-crop: 15
     batch_mix: str = 'data'              # 'data': every pair once an epoch | 'test': subsets in the test split's mix | 'equal'
     # optimisation (paper: Adam, batch 16, 1000+ epochs)
     epochs: int = 1000
@@ -94,6 +95,9 @@ class TrainConfig:
                                    'validation pairs (carve_validation writes one), and must be >= 0')
         if self.batch_mix not in BATCH_MIXES:
             raise MostNetError(f"batch_mix {self.batch_mix!r} unknown: choose {', '.join(BATCH_MIXES)}")
+        if self.jitter is not None and not 0 <= int(self.jitter) < self.image_size // 2:
+            raise MostNetError(f'jitter must be a number of pixels in [0, {self.image_size // 2}) '
+                               f'(None: image_size / 64), got {self.jitter}')
         if not 0 <= float(self.ema_decay) < 1:
             raise MostNetError(f'ema_decay must lie in [0, 1) (0: no EMA; 0.999 is usual), got {self.ema_decay}')
         self.metrics = tuple(self.metrics)

@@ -68,8 +68,8 @@ class Trainer:
                                f'{config.batch_size}: lower batch_size')
         subset_weights = batch_subset_weights(config.batch_mix, config.data_root, self.train_set.subsets)
         self.loader = TensorLoader(self.train_set, config.batch_size, shuffle=True, drop_last=True, device=self.device,
-                                   augment=config.augment, seed=config.seed, rank=rank, world_size=world_size,
-                                   subset_weights=subset_weights)
+                                   augment=config.augment, jitter=config.jitter, seed=config.seed, rank=rank,
+                                   world_size=world_size, subset_weights=subset_weights)
         self.steps_per_epoch = len(self.loader)
         self.total_steps = int(config.max_steps or config.epochs * self.steps_per_epoch)
         self.generator = build_generator(config.model).to(self.device)
