@@ -23,7 +23,9 @@ from .data import read_pairs
 from .evaluation import mix_weighted
 from .generator_files import release_checksums, release_generator
 from .hooks import validation_weights
+from .alignment import align_faces
 from .inference import Sketcher
+from .plots import plot_sketch_comparison, shown_faces
 from .metrics import METRIC_COLUMNS, METRICS, SUMMARY_KEYS, load_summary, overall_metrics, score_into
 from .options import config_values
 from .readme import sync_readme
@@ -33,9 +35,10 @@ from .tables import (FLOOR_METHOD, PAPER_TABLE1, TABLE1_TITLE, budget, format_sc
                              read_table1_baselines, usable_floor, write_table)
 
 # %% auto #0
-__all__ = ['DATA_TERMS', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_generator_file', 'score_release',
-           'validation_point_description', 'score_validation_point', 'ReleaseDecision', 'summary_validation_scores',
-           'release_decision', 'replace_release', 'release_most_net']
+__all__ = ['DATA_TERMS', 'BEST_POINT_FILE', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_generator_file',
+           'score_release', 'validation_point_description', 'score_validation_point', 'keep_best_point',
+           'ReleaseDecision', 'summary_validation_scores', 'release_decision', 'replace_release', 'release_comparison',
+           'release_most_net']
 
 # %% ../nbs/30_release.ipynb #b3c8947e
 DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
@@ -148,14 +151,33 @@ def validation_point_description(run_dir: str | os.PathLike, point: dict[str, An
 
 def score_validation_point(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series, test_root: str | os.PathLike,
                            out_dir: str | os.PathLike, metrics: Sequence[str] = METRICS, device=None,
-                           progress: bool = True) -> dict[str, Any]:
-    "Score on `test_root`'s test split the generator `run_dir` kept at validation `point`; a run-like summary in `out_dir`."
-    path = validation_weights(run_dir, int(point['step']), str(point['weights']))
+                           progress: bool = True, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    "Score on `test_root`'s test split the generator `run_dir` kept at validation `point` (or its copy at `path`)."
+    path = Path(path) if path is not None else validation_weights(run_dir, int(point['step']), str(point['weights']))
     if not path.is_file():
         raise MostNetError(f'{path} not found: the generators kept at validation points stay on the machine that trained '
-                           f'{run_dir} (checkpoints/ is not committed); score it there, or train the run again')
+                           f'{run_dir} (checkpoints/ is not committed; keep_best_point commits the best); score it there')
     return score_generator_file(path, test_root, out_dir, validation_point_description(run_dir, point), metrics, device,
                                 progress)
+
+# %% ../nbs/30_release.ipynb #d7729f36
+BEST_POINT_FILE = 'best_point.json'
+
+def keep_best_point(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Any] | None:
+    "Copy the generator of `run_dir`'s best validation point into `out_dir/best.safetensors` (+ its row); the kept row."
+    curve, out_dir = pd.read_csv(Path(run_dir) / 'val_curve.csv'), Path(out_dir)
+    kept_path = out_dir / BEST_POINT_FILE
+    kept = json.loads(kept_path.read_text()) if kept_path.is_file() else None
+    best = best_validation_point(curve)
+    source = validation_weights(run_dir, int(best['step']), str(best['weights']))
+    if kept is not None and (int(kept['step']), kept['weights']) == (int(best['step']), best['weights']): return kept
+    if not source.is_file():
+        print(f'keep_best_point: {source} is not on this machine; {kept_path} stays as it is')
+        return kept
+    atomic_write_bytes(out_dir / 'best.safetensors', source.read_bytes())
+    row = {key: (value.item() if hasattr(value, 'item') else value) for key, value in best.items()}
+    atomic_write_text(kept_path, json.dumps(row, indent=1) + '\n')
+    return row
 
 # %% ../nbs/30_release.ipynb #3cff04a7
 @dataclass
@@ -213,6 +235,20 @@ def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, te
         write_table(table, Path(results_dir) / 'table1', TABLE1_TITLE, notes)
         if readme is not None: sync_readme(readme, results_dir)
     return release_path
+
+# %% ../nbs/30_release.ipynb #3eba6911
+def release_comparison(generators: dict[str, str | os.PathLike], data_root: str | os.PathLike, faces: int = 6,
+                       device=None):
+    "A figure: test faces of `data_root` and the astronaut, the artist's sketch, each generator file's sketch."
+    import skimage.data
+    test_set = open_dataset(resolve_path(data_root), split='test', augment=False)
+    indices = [test_set.names.index(name) for name in shown_faces(test_set, faces)]
+    astronaut = align_faces(skimage.data.astronaut(), name='skimage.data.astronaut()')[0].photo
+    photos = [test_set.original_photo(i) for i in indices] + [astronaut]
+    references = [test_set.original_sketch(i) for i in indices] + [None]
+    labels = [Path(test_set.names[i]).stem for i in indices] + ['astronaut']
+    sketches = {label: Sketcher(path, device=device).predict(photos) for label, path in generators.items()}
+    return plot_sketch_comparison(photos, references, sketches, labels)
 
 # %% ../nbs/30_release.ipynb #3a3b013d
 RELEASE_STEM = 'most_net_generator'

@@ -236,3 +236,45 @@ def test_compare_releases_notebook(repo, tmp_path):
                  faces=2, out_path=str(out))
     with Image.open(out) as figure: width, height = figure.size
     assert 0.8 < height / width < 1.1   # 3 rows (2 test faces + the astronaut) of 4 columns: 3 x 2.1 by 4 x 1.7 inches
+
+
+def test_release_best_notebook(repo, tmp_path):
+    "A tiny run's best validation point against a dominated 'release': decided, kept, then released with card, Table I, figure."
+    from most_net.config import make_config
+    from most_net.generator_files import file_sha256
+    from most_net.hooks import validation_weights
+    from most_net.readme import README_END, README_START
+    from most_net.statistics import best_validation_point
+    from most_net.synthetic import write_synthetic_dataset
+    from most_net.tables import floor_summary
+    from most_net.train import train
+    faces = write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=4)
+    config = make_config('tiny', name='obj_candidate', max_steps=6, batch_size=2, data_root=str(faces), val_root=str(faces),
+                         val_every_steps=1, metrics=('fsim', 'ssim'))
+    run = train(config, run_dir=tmp_path / 'runs' / 'obj_candidate', progress=False, evaluate=False).run_dir
+    curve = pd.read_csv(run / 'val_curve.csv')
+    best = best_validation_point(curve)
+    dominated = curve[(curve['fsim'] < best['fsim'] - 0.002) & (curve['ssim'] < best['ssim'] - 0.002)]
+    assert len(dominated), curve[['step', 'fsim', 'ssim']]          # seeded: the untrained first steps lose on both
+    shop = tmp_path / 'shop'
+    shipped = shop / 'released' / 'g.safetensors'
+    shipped.parent.mkdir(parents=True)
+    shutil.copyfile(validation_weights(run, int(dominated['step'].iloc[0]), 'raw'), shipped)
+    readme = shop / 'README.md'
+    readme.write_text(f'# x\n\n{README_START}\nold\n{README_END}\n')
+    floor_summary(faces, tmp_path / 'floor', metrics=('fsim', 'ssim'), device='cpu', progress=False)
+    kept = tmp_path / 'kept'
+    common = dict(run_dir=str(run), kept_dir=str(kept), validation_root=str(faces), test_root=str(faces),
+                  spread_runs=f'{run},{run}', metrics='fsim,ssim', release_path=str(shipped), results_dir=str(shop),
+                  readme=str(readme), floor_dir=str(tmp_path / 'floor'), figure_path=str(tmp_path / 'comparison.png'))
+    before = file_sha256(shipped)
+    output = run_notebook(repo, 'release_best', tmp_path, **common)
+    assert 'it replaces the released generator' in output.read_text()
+    assert json.loads((kept / 'best_point.json').read_text())['step'] == int(best['step'])
+    assert file_sha256(shipped) == before                           # deciding changes nothing
+    run_notebook(repo, 'release_best', tmp_path, **common, release=True, command='most-net train --preset tiny')
+    assert file_sha256(shipped) == file_sha256(kept / 'best.safetensors') != before
+    assert (kept / 'test' / 'summary.json').is_file() and (shipped.parent / 'README.md').is_file()
+    assert 'MOST-Net (ours)' in set(pd.read_csv(shop / 'table1.csv')['method'])
+    assert (tmp_path / 'comparison.png').is_file()
+    assert '\nold\n' not in readme.read_text() and '| MOST-Net (ours) | CUFS |' in readme.read_text()   # results block synced
