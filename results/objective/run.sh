@@ -7,7 +7,8 @@
 # is not scored (--no-evaluate): only the setting chosen on validation is, once, at the end.
 # Runs of one network compare at equal steps = equal CPU time; others through their step times (bench_run_steps).
 #   bash results/objective/run.sh NAME MINUTES     # train NAME for at most MINUTES now; stop with a checkpoint
-#   bash results/objective/run.sh NAME save        # copy the weights a new machine continues from into results/objective/NAME/
+#   bash results/objective/run.sh NAME save        # copy the weights a new machine continues from, and the generator of
+#                                                  # its best validation point (best.safetensors), into results/objective/NAME/
 # (the run's config.json, log.csv and val_curve.csv are committed where it writes them, results/runs/obj_NAME/)
 # Two runs at once, each on one thread:  OMP_NUM_THREADS=1 bash results/objective/run.sh NAME MINUTES
 # The SqueezeNet 1.1 weights of the style/content losses and LPIPS come from $MOST_NET_WEIGHTS or the torch cache.
@@ -41,6 +42,9 @@ if [ "${2:-}" = save ]; then
     elif [ -f "$run/checkpoints/weights.safetensors" ]; then
         cp "$run/checkpoints/weights.safetensors" "$here/weights.safetensors"; echo "saved $run's weights into $here"
     else echo "no checkpoint of $run on this machine: $here/weights.safetensors stays as committed"; fi
+    if [ "$name" != pix2pix_s0 ] && [ -f "$run/val_curve.csv" ]; then   # its best validation point too (release_best.ipynb)
+        python -c "from most_net.release import keep_best_point as k; r = k('$run', '$here'); print('best point:', r and (r['step'], r['weights']))"
+    fi
     exit 0
 fi
 minutes="${2:?give the minutes this session may train, or save}"
