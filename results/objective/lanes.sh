@@ -4,7 +4,8 @@
 # from its committed weights), each stopped by the deadline with a checkpoint. A lane stops when under 10 minutes are left.
 #   setsid nohup bash results/objective/lanes.sh MINUTES > logs/lanes.log 2>&1 &
 #   kill -TERM -- -PGID     # stop both lanes early (the runs checkpoint); then run.sh NAME save for each run trained
-# pix2pix_s0 is in no lane: its weights (213 MB) are not committed, so it must run within one session on one machine.
+# pix2pix_s0 is in no lane: its weights (213 MB) are not committed, so it must run its 3000 steps within one session on
+# one machine, on both cores and alone:  OMP_NUM_THREADS=2 setsid nohup bash results/objective/run.sh pix2pix_s0 MINUTES &
 set -euo pipefail
 minutes="${1:?give the minutes the lanes may train}"
 deadline=$(( $(date +%s) + minutes * 60 ))

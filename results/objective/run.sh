@@ -55,6 +55,9 @@ if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
 elif [ -f "$here/weights.safetensors" ]; then
     start=(--warm-start "$here/weights.safetensors")
     echo "- $(date -u +%FT%TZ): $name: no checkpoint on this machine; warm-started from the committed weights" >> results/objective/NOTES.md
+elif [ -n "$(ls -A "$run" 2>/dev/null)" ]; then   # pix2pix: its weights are not committed, so it starts again
+    echo "- $(date -u +%FT%TZ): $name: no checkpoint and no committed weights here; starts again from step 0 (the earlier files are in git)" >> results/objective/NOTES.md
+    rm -rf "$run"
 fi
 timeout --signal=TERM --kill-after=120 "${minutes}m" most-net train "${options[@]}" --name "obj_$name" --run-dir "$run" \
     --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps 250 --max-steps "$steps" --max-minutes 100000 \
