@@ -30,7 +30,7 @@ case "$name" in
     adv01_s0)         options=(--preset cpu256 --seed 0 --lambda-adv 0.1) ;;
     adv03_sc0_s0)     options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lambda-style 0 --lambda-content 0) ;;
     adv03_wide_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --base-channels 32 --feature-channels 128 --num-slots 256)
-                      steps=1200 ;;   # its step is 2.5x cpu256's (step_times.csv): 1200 steps = adv03_s0's 3000 in CPU time
+                      steps=1100 ;;   # its step is 2.7x cpu256's (step_times.csv): 1100 steps = adv03_s0's 3000 in CPU time
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
 here="results/objective/$name"
