@@ -402,7 +402,7 @@ def train(config: TrainConfig | None = None, run_dir: str | os.PathLike | None =
             if not trainer.checkpoint_path.is_file():
                 raise MostNetError(f'cannot resume: {trainer.checkpoint_path} does not exist (train without resume first)')
             trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, map_location=trainer.device))
-            remove_stale_temporaries(run_dir)
+            if rank == 0: remove_stale_temporaries(run_dir)   # rank 0 alone writes there: another rank would race it
         if warm_start is not None:
             trainer.load_weights(resolve_path(warm_start))
             if rank == 0: forget_rows_after(run_dir, trainer.step)
