@@ -19,7 +19,7 @@ from .metrics import METRIC_COLUMNS, higher_is_better, load_summary, overall_met
 # %% auto #0
 __all__ = ['NO_DIFFERENCE', 'BOOTSTRAP_METHOD', 'WITHIN_NOISE', 'VALIDATION_SPREAD', 'DECISIVE_METRICS', 'paired_bootstrap',
            'same_test_set', 'paired_differences', 'seed_spread', 'matched_run_differences', 'validation_seed_spread',
-           'better_on', 'beats', 'validation_scores', 'best_validation_point']
+           'better_on', 'beats', 'validation_scores', 'best_validation_point', 'validation_seed_gaps']
 
 # %% ../nbs/27_statistics.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
@@ -186,3 +186,12 @@ def best_validation_point(curve: pd.DataFrame) -> pd.Series:
     if curve.empty: raise MostNetError('the validation curve has no rows yet: train with --val-root and --val-every-minutes')
     merit = curve.apply(lambda row: np.mean([validation_scores(row)[m] for m in DECISIVE_METRICS]), axis=1)
     return curve.loc[merit.idxmax()]
+
+# %% ../nbs/27_statistics.ipynb #c9de5968
+def validation_seed_gaps(first: pd.DataFrame, second: pd.DataFrame, weights: str = 'raw') -> pd.DataFrame:
+    "|first - second| per common validation step (rows) and metric (columns) of two seeds' curves, for `weights`."
+    one, two = (curve[curve['weights'] == weights].set_index('step') for curve in (first, second))
+    steps = sorted(set(one.index) & set(two.index))
+    gaps = [{m: abs(a[m] - b[m]) for m in a if m in b}
+            for a, b in ((validation_scores(one.loc[s]), validation_scores(two.loc[s])) for s in steps)]
+    return pd.DataFrame(gaps, index=pd.Index(steps, name='step'))
