@@ -50,6 +50,7 @@ class TrainConfig:
     lr_policy: str = 'constant'          # 'constant' | 'linear': pix2pix's linear decay to 0 over the second half
     seed: int = 0
     ema_decay: float = 0.0              # 0: off; else an EMA of G's weights, validated beside them
+    weight_decay: float = 0.0           # 0: off; else decoupled weight decay (AdamW's) on G: a lever against over-fitting
     # the networks and the losses, each checked by its own configuration
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -100,6 +101,9 @@ class TrainConfig:
                                f'(None: image_size / 64), got {self.jitter}')
         if not 0 <= float(self.ema_decay) < 1:
             raise MostNetError(f'ema_decay must lie in [0, 1) (0: no EMA; 0.999 is usual), got {self.ema_decay}')
+        if not 0 <= float(self.weight_decay) < 1 / float(self.lr_g):
+            raise MostNetError(f'weight_decay must lie in [0, 1 / lr_g) (0: none; decoupled, so lr_g x weight_decay is the '
+                               f'fraction of each weight removed a step), got {self.weight_decay}')
         self.metrics = tuple(self.metrics)
 
 # %% ../nbs/12_config.ipynb #408c64e3

@@ -80,7 +80,8 @@ class Trainer:
             for module in (self.generator, self.discriminator, self.generator_loss):
                 module.to(memory_format=torch.channels_last)
         betas = (config.beta1, config.beta2)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas,
+                                            weight_decay=config.weight_decay, decoupled_weight_decay=True)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.generator_ema = self.new_generator_ema()     # None unless config.ema_decay
         self.step, self.train_seconds, self.stopped_by = 0, 0.0, None
