@@ -48,6 +48,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_policy: str = 'constant'          # 'constant' | 'linear': pix2pix's linear decay to 0 over the second half
+    lr_decay_steps: int | None = None    # 'linear' only: None, the second half; N, the last N steps (a run the curve lengthens)
     seed: int = 0
     ema_decay: float = 0.0              # 0: off; else an EMA of G's weights, validated beside them
     weight_decay: float = 0.0           # 0: off; else decoupled weight decay (AdamW's) on G: a lever against over-fitting
@@ -86,6 +87,9 @@ class TrainConfig:
             raise MostNetError(f"test_mode {self.test_mode!r} unknown: choose 'eval' or 'train'")
         if self.lr_policy not in LR_POLICIES:
             raise MostNetError(f"lr_policy {self.lr_policy!r} unknown: choose one of {', '.join(LR_POLICIES)}")
+        if self.lr_decay_steps is not None and (int(self.lr_decay_steps) < 1 or self.lr_policy != 'linear'):
+            raise MostNetError(f"lr_decay_steps={self.lr_decay_steps} needs lr_policy 'linear' and at least 1 step "
+                               "(None: the second half of the run)")
         if self.max_minutes is not None and not float(self.max_minutes) > 0:
             raise MostNetError(f'max_minutes must be a positive number of minutes (None: no budget), got {self.max_minutes}')
         if self.max_steps is not None and int(self.max_steps) < 1:

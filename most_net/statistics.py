@@ -19,7 +19,8 @@ from .metrics import METRIC_COLUMNS, higher_is_better, load_summary, overall_met
 # %% auto #0
 __all__ = ['NO_DIFFERENCE', 'BOOTSTRAP_METHOD', 'WITHIN_NOISE', 'VALIDATION_SPREAD', 'DECISIVE_METRICS', 'paired_bootstrap',
            'same_test_set', 'paired_differences', 'seed_spread', 'matched_run_differences', 'validation_seed_spread',
-           'better_on', 'beats', 'validation_scores', 'best_validation_point', 'validation_seed_gaps']
+           'better_on', 'beats', 'validation_scores', 'best_validation_point', 'validation_seed_gaps',
+           'curve_still_pays']
 
 # %% ../nbs/27_statistics.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
@@ -195,3 +196,13 @@ def validation_seed_gaps(first: pd.DataFrame, second: pd.DataFrame, weights: str
     gaps = [{m: abs(a[m] - b[m]) for m in a if m in b}
             for a, b in ((validation_scores(one.loc[s]), validation_scores(two.loc[s])) for s in steps)]
     return pd.DataFrame(gaps, index=pd.Index(steps, name='step'))
+
+# %% ../nbs/27_statistics.ipynb #ab52b5c3
+def curve_still_pays(curve: pd.DataFrame, spread: dict[str, float], window_steps: int, weights: str = 'ema') -> bool:
+    "Whether the curve's latest point (of `weights`) beats its best point from `window_steps` or more before it."
+    rows = curve[curve['weights'] == weights] if 'weights' in curve else curve
+    if rows.empty: raise MostNetError(f'the validation curve has no {weights} rows: train with --ema-decay, or ask for raw')
+    latest = rows.loc[rows['step'].idxmax()]
+    earlier = rows[rows['step'] <= latest['step'] - window_steps]
+    if earlier.empty: return True
+    return beats(validation_scores(latest), validation_scores(best_validation_point(earlier)), spread)

@@ -222,9 +222,10 @@ def training_progress(self: Trainer) -> float:
 
 @patch
 def learning_rate_factor(self: Trainer) -> float:
-    "The factor on both base learning rates: 1, or pix2pix's linear decay to 0 over the second half of the run."
+    "The factor on both base learning rates: 1, or a linear decay to 0 over the run's second half (or last `lr_decay_steps`)."
     if self.config.lr_policy == 'constant': return 1.0
-    return min(1.0, 2.0 * (1.0 - self.training_progress()))
+    if self.config.lr_decay_steps is None: return min(1.0, 2.0 * (1.0 - self.training_progress()))
+    return min(1.0, (1.0 - self.training_progress()) * self.total_steps / self.config.lr_decay_steps)
 
 @patch
 def _set_learning_rates(self: Trainer) -> None:
