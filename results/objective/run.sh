@@ -15,8 +15,8 @@
 # On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0}"
-steps=3000
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_long_s0}"
+steps=3000 val_every=250
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
     base_s1)    options=(--preset cpu256 --seed 1) ;;                               # the seed spread
@@ -32,6 +32,10 @@ case "$name" in
     adv03_wd01_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --weight-decay 0.1) ;;   # AdamW's decay on G
     adv03_wide_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --base-channels 32 --feature-channels 128 --num-slots 256)
                       steps=1100 ;;   # its step is 2.7x cpu256's (step_times.csv): 1100 steps = adv03_s0's 3000 in CPU time
+    # Item 7, the long run: the leader at step 3000 (adversarial 0.3, still paying there) at a constant rate for as long
+    # as its curve pays, then a linear decay over 1500 steps; long_phase.py decides when, from the curve.
+    adv03_long_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant)
+                      steps=22500 val_every=500 ;;
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
 here="results/objective/$name"
@@ -49,6 +53,13 @@ if [ "${2:-}" = save ]; then
     exit 0
 fi
 minutes="${2:?give the minutes this session may train, or save}"
+if [ "$name" = adv03_long_s0 ]; then
+    decay_from=$(python results/objective/long_phase.py "$run" "$here")
+    if [ -n "$decay_from" ]; then
+        options+=(--lr-policy linear --lr-decay-steps 1500); steps=$(( decay_from + 1500 ))
+        echo "objective: $name decays its rate from step $decay_from to $steps ($here/decay_from.json)"
+    fi
+fi
 start=()
 if [ -f "$run/run_info.json" ] && python -c "import json, sys; sys.exit(json.load(open('$run/run_info.json')).get('steps') != $steps)"; then
     echo "objective: $run is finished ($steps steps)"; exit 0; fi
@@ -61,6 +72,6 @@ elif [ -n "$(ls -A "$run" 2>/dev/null)" ]; then   # pix2pix: its weights are not
     rm -rf "$run"
 fi
 timeout --signal=TERM --kill-after=120 "${minutes}m" most-net train "${options[@]}" --name "obj_$name" --run-dir "$run" \
-    --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps 250 --max-steps "$steps" --max-minutes 100000 \
+    --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps "$val_every" --max-steps "$steps" --max-minutes 100000 \
     --ema-decay 0.999 --metrics fsim,ssim,lpips_squeeze --no-evaluate "${start[@]}" \
     || { status=$?; [ "$status" -eq 124 ] || [ "$status" -eq 143 ] && exit 0; exit "$status"; }
