@@ -135,8 +135,9 @@ def score_release(release_path: str | os.PathLike, run_dir: str | os.PathLike, d
                                 metrics, device, progress)
 
 # %% ../nbs/30_release.ipynb #ea908754
-def validation_point_description(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series) -> dict[str, Any]:
-    "A run-like description of the generator `run_dir` kept at validation `point` (a row of its val_curve.csv)."
+def validation_point_description(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series,
+                                 one_core_step_seconds: float | None = None) -> dict[str, Any]:
+    "A run-like description of the generator `run_dir` kept at validation `point`; its CPU time from a step time if given."
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     info = json.loads((run_dir / 'run_info.json').read_text())
@@ -147,18 +148,21 @@ def validation_point_description(run_dir: str | os.PathLike, point: dict[str, An
             'perceptual': config.objective().perceptual_note, 'test_mode': config.test_mode,
             'stopped_by': f'the best validation point of its curve (step {step} of {info["total_steps"]}, {weights} weights)',
             'train_minutes': float(point['train_minutes']), 'total_steps': info['total_steps'], 'weights': weights,
-            'train_hardware': info.get('hardware')}
+            'train_hardware': info.get('hardware'),
+            **({'one_core_step_seconds': float(one_core_step_seconds),
+                'one_core_hours': step * float(one_core_step_seconds) / 3600} if one_core_step_seconds else {})}
 
 def score_validation_point(run_dir: str | os.PathLike, point: dict[str, Any] | pd.Series, test_root: str | os.PathLike,
                            out_dir: str | os.PathLike, metrics: Sequence[str] = METRICS, device=None,
-                           progress: bool = True, path: str | os.PathLike | None = None) -> dict[str, Any]:
+                           progress: bool = True, path: str | os.PathLike | None = None,
+                           one_core_step_seconds: float | None = None) -> dict[str, Any]:
     "Score on `test_root`'s test split the generator `run_dir` kept at validation `point` (or its copy at `path`)."
     path = Path(path) if path is not None else validation_weights(run_dir, int(point['step']), str(point['weights']))
     if not path.is_file():
         raise MostNetError(f'{path} not found: the generators kept at validation points stay on the machine that trained '
                            f'{run_dir} (checkpoints/ is not committed; keep_best_point commits the best); score it there')
-    return score_generator_file(path, test_root, out_dir, validation_point_description(run_dir, point), metrics, device,
-                                progress)
+    description = validation_point_description(run_dir, point, one_core_step_seconds)
+    return score_generator_file(path, test_root, out_dir, description, metrics, device, progress)
 
 # %% ../nbs/30_release.ipynb #d7729f36
 BEST_POINT_FILE = 'best_point.json'
