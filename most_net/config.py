@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fastcore.basics import patch
@@ -17,7 +20,8 @@ from .metrics import METRICS
 from .networks import CONFIG_VERSION, GENERATORS, ModelConfig
 
 # %% auto #0
-__all__ = ['LR_POLICIES', 'BATCH_MIXES', 'MODEL_FIELDS', 'LOSS_FIELDS', 'PRESETS', 'TrainConfig', 'make_config']
+__all__ = ['LR_POLICIES', 'BATCH_MIXES', 'MODEL_FIELDS', 'LOSS_FIELDS', 'PRESETS', 'TrainConfig', 'read_run_config',
+           'make_config']
 
 # %% ../nbs/12_config.ipynb #01a23bc3
 LR_POLICIES = ('constant', 'linear')
@@ -149,6 +153,17 @@ def from_dict(cls: TrainConfig, values: dict[str, Any]) -> TrainConfig:
         else: unknown.append(name)
     if unknown: raise MostNetError(f'unknown training option(s) {sorted(unknown)}: check the spelling against TrainConfig')
     return cls(**own, model=ModelConfig.from_dict({**model, **overrides}), loss=LossConfig.from_dict(loss))
+
+# %% ../nbs/12_config.ipynb #c7c1ddbd
+def read_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    "The `TrainConfig` a run was trained with, from its folder's `config.json`."
+    path = Path(run_dir) / 'config.json'
+    if not path.is_file():
+        raise MostNetError(f'{path} not found: {run_dir} is not a training run folder (most-net train writes config.json)')
+    try: values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MostNetError(f'{path} is not valid JSON ({err}): restore it from git, or from the run\'s checkpoint') from err
+    return TrainConfig.from_dict(values)
 
 # %% ../nbs/12_config.ipynb #e2fa4df2
 PRESETS: dict[str, dict[str, Any]] = {

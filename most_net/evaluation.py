@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .config import TrainConfig
+from .config import TrainConfig, read_run_config
 from .core import (MostNetError, atomic_write_bytes, autocast_context, get_device, is_out_of_memory, portable_path,
                            unwrap_model, write_guard)
 from .data import postprocess_prediction
@@ -103,7 +102,7 @@ def score_test_modes(run_dir: str | os.PathLike, modes: Sequence[str] = TEST_MOD
                      progress: bool = False) -> pd.DataFrame:
     "A trained run's test split sketched in each test mode and scored: one row of overall metrics per mode."
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    config = read_run_config(run_dir)
     generator, dataset = load_generator_from_run(run_dir, device), open_split(config, 'test')
     return pd.DataFrame([{'run': run_dir.name, 'test_mode': mode,
                           **score_split(generator, dataset, config.metrics, device, config.eval_batch_size, None, mode, progress)}

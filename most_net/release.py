@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .config import TrainConfig
+from .config import read_run_config
 from .core import MostNetError, atomic_write_bytes, atomic_write_text, portable_path, portable_text, resolve_path
 from .data import read_pairs
 from .evaluation import mix_weighted
@@ -68,7 +68,7 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
                command: str = '', scores: str | os.PathLike | None = None) -> str:
     "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (`scores`'s), checksums."
     summary = load_summary(scores if scores is not None else run_dir)   # a scored file carries its run's description
-    config = config_values(TrainConfig.from_dict(json.loads((Path(run_dir) / 'config.json').read_text())))   # flat or nested
+    config = config_values(read_run_config(run_dir))   # flat or nested
     release_path = Path(release_path)
     scored = summary
     test_root = scored.get('test_root', summary['data_root'])
@@ -139,7 +139,7 @@ def validation_point_description(run_dir: str | os.PathLike, point: dict[str, An
                                  one_core_step_seconds: float | None = None) -> dict[str, Any]:
     "A run-like description of the generator `run_dir` kept at validation `point`; its CPU time from a step time if given."
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    config = read_run_config(run_dir)
     info = json.loads((run_dir / 'run_info.json').read_text())
     step, weights = int(point['step']), str(point['weights'])
     return {'name': f'{config.name} at step {step} ({weights} weights)', 'variant': config.variant, 'preset': config.preset,

@@ -28,7 +28,7 @@ except ImportError: fcntl = None   # Windows: run folders are not locked
 import torch
 import torch.nn as nn
 
-from .config import TrainConfig, make_config
+from .config import TrainConfig, make_config, read_run_config
 from .core import (MostNetError, atomic_write_text, format_bytes, free_bytes, portable_path, repo_root,
                            unwrap_model, write_guard)
 from .options import config_values, option_flag
@@ -72,7 +72,7 @@ def continue_run_dir(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
     run_dir = Path(run_dir)
     config_path = run_dir / 'config.json'
     if not config_path.is_file(): return make_run_dir(run_dir.name, root=run_dir.parent)
-    saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    saved = read_run_config(run_dir)
     check_same_run(saved, config, f'continue the run in {run_dir} (its config.json)')
     return run_dir
 
