@@ -28,7 +28,9 @@ def readme_results(results_dir: str | os.PathLike) -> str:
         path = results_dir / f'{stem}.csv'
         if not path.is_file(): continue
         table = pd.read_csv(path)
-        if stem == 'table1': table = table[table['method'].str.startswith('MOST-Net') | (table['method'] == FLOOR_METHOD)]
+        if stem == 'table1':   # MOST-Net's rows, pix2pix's (the paper's and ours) and the floor
+            shown = table['method'].str.startswith('MOST-Net') | table['method'].str.lower().str.startswith('pix2pix')
+            table = table[shown | (table['method'] == FLOOR_METHOD)]
         metrics = [c for c in METRIC_COLUMNS.values() if c in table.columns]
         keys = ['method'] + (['dataset'] if 'dataset' in table.columns else [])
         verdicts = [c for c in table.columns if ' diff vs ' in c]   # Table II's paired intervals: their verdict words only

@@ -74,7 +74,7 @@ def budget(summary: dict[str, Any]) -> str:
             + (f"; trained on {summary['data_root']}'s training pairs, scored on {summary['test_root']}'s test split"
                if summary.get('test_root', summary.get('data_root')) != summary.get('data_root') else '')
             + (f"; {summary['train_minutes']:g} min of training" if summary.get('train_minutes') else '')
-            + (f" = {summary['one_core_hours']:.1f} h of one core ({summary['steps']} steps x "
+            + (f" on its own clock, {summary['one_core_hours']:.1f} h of one core ({summary['steps']} steps x "
                f"{summary['one_core_step_seconds']:.2f} s, its step's time on one quiet core)"
                if summary.get('one_core_hours') else '')
             + (f" (a {summary['max_minutes']:g}-minute budget ended it)" if summary.get('stopped_by') == 'budget' else '')
