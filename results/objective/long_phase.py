@@ -1,5 +1,6 @@
-"""Which phase the long run is in: prints the step its learning-rate decay starts from, or nothing while the rate stays
-constant. The validation curve decides (issue: "trained for as long as its validation curve still pays"): once its
+"""Which phase the long run is in: prints its step budget, CONSTANT_STEPS while the rate stays constant, or the step its
+decay starts from + DECAY_STEPS, then DECAY_STEPS, once it decays (run.sh trains with them; they are set here only).
+The validation curve decides (issue: "trained for as long as its validation curve still pays"): once its
 latest EMA point no longer beats its best point WINDOW steps back under the decision rule (statistics.curve_still_pays;
 the spread is the largest EMA gap of base_s0 and base_s1 from step 1000 on), or once CONSTANT_STEPS are trained, the
 step is written to decay_from.json beside the run's committed files, and run.sh decays the rate linearly to zero over
@@ -34,10 +35,10 @@ def decay_from(run_dir: Path, out_dir: Path) -> int | None:
     if not curve_path.is_file(): return None
     curve, spread = pd.read_csv(curve_path), ema_spread()
     trained = json.loads(info_path.read_text()).get('steps', 0) if info_path.is_file() else 0
-    ema = curve[curve['weights'] == 'ema']
     if trained < CONSTANT_STEPS and curve_still_pays(curve, spread, WINDOW): return None
     step = int(min(trained, CONSTANT_STEPS))
     why = 'budget' if trained >= CONSTANT_STEPS else f'the EMA stopped paying over {WINDOW} steps'
+    ema = curve[curve['weights'] == 'ema']
     latest = ema.loc[ema['step'].idxmax()]
     atomic_write_text(decided, json.dumps({'step': step, 'why': why, 'decay_steps': DECAY_STEPS, 'spread': spread,
                                            'latest': {'step': int(latest['step']), **validation_scores(latest)}},
@@ -47,4 +48,4 @@ def decay_from(run_dir: Path, out_dir: Path) -> int | None:
 
 if __name__ == '__main__':
     step = decay_from(Path(sys.argv[1]), Path(sys.argv[2]))
-    if step is not None: print(step)
+    print(CONSTANT_STEPS if step is None else f'{step + DECAY_STEPS} {DECAY_STEPS}')

@@ -35,7 +35,7 @@ case "$name" in
     # Item 7, the long run: the leader at step 3000 (adversarial 0.3, still paying there) at a constant rate for as long
     # as its curve pays, then a linear decay over 1500 steps; long_phase.py decides when, from the curve.
     adv03_long_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant)
-                      steps=22500 val_every=500 ;;
+                      val_every=500 ;;   # its steps: long_phase.py, below
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
 here="results/objective/$name"
@@ -54,10 +54,11 @@ if [ "${2:-}" = save ]; then
 fi
 minutes="${2:?give the minutes this session may train, or save}"
 if [ "$name" = adv03_long_s0 ]; then
-    decay_from=$(python results/objective/long_phase.py "$run" "$here")
-    if [ -n "$decay_from" ]; then
-        options+=(--lr-policy linear --lr-decay-steps 1500); steps=$(( decay_from + 1500 ))
-        echo "objective: $name decays its rate from step $decay_from to $steps ($here/decay_from.json)"
+    phase=$(python results/objective/long_phase.py "$run" "$here")   # "STEPS" at a constant rate, or "STEPS DECAY_STEPS"
+    read -r steps decay_steps <<< "$phase"
+    if [ -n "$decay_steps" ]; then
+        options+=(--lr-policy linear --lr-decay-steps "$decay_steps")
+        echo "objective: $name decays its rate over its last $decay_steps steps, to step $steps ($here/decay_from.json)"
     fi
 fi
 start=()
