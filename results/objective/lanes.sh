@@ -8,13 +8,16 @@
 # one machine, on both cores and alone:  OMP_NUM_THREADS=2 setsid nohup bash results/objective/run.sh pix2pix_s0 MINUTES &
 set -euo pipefail
 minutes="${1:?give the minutes the lanes may train}"
+command -v most-net > /dev/null || {
+    echo "lanes.sh: the most-net command is not on PATH; activate the environment first (. .venv/bin/activate)" >&2; exit 2; }
 deadline=$(( $(date +%s) + minutes * 60 ))
 lane() {
     for name in "$@"; do
         left=$(( (deadline - $(date +%s)) / 60 ))
         if [ "$left" -lt 10 ]; then echo "$(date -u +%FT%TZ) lane: $left min left, stopping before $name"; break; fi
         echo "$(date -u +%FT%TZ) lane: $name for at most $left min"
-        OMP_NUM_THREADS=1 bash results/objective/run.sh "$name" "$left" || echo "$(date -u +%FT%TZ) lane: $name failed ($?)"
+        OMP_NUM_THREADS=1 bash results/objective/run.sh "$name" "$left" \
+            || { status=$?; echo "$(date -u +%FT%TZ) lane: $name failed (exit $status)"; }
     done
 }
 mkdir -p logs
