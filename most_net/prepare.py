@@ -26,18 +26,23 @@ from .data import CUFS_HW, KINDS, REQUIRED_COLUMNS, SPLITS, DatasetError, read_p
 
 # %% auto #0
 __all__ = ['CUHK_FIRST_TEST_SKETCH', 'CUFSF_TRAIN_COUNT', 'FORMATS', 'SPLIT_WORDS', 'KIND_WORDS', 'CUFS_SUBSETS', 'TEST_MIX_FILE',
-           'staged_folder', 'write_pairs_csv', 'cufsf_split', 'prepare_dataset', 'count_test_mix', 'carve_validation',
-           'read_test_mix', 'batch_subset_weights', 'format_counts', 'data_cli']
+           'check_output_folder', 'staged_folder', 'write_pairs_csv', 'cufsf_split', 'prepare_dataset',
+           'count_test_mix', 'carve_validation', 'read_test_mix', 'batch_subset_weights', 'format_counts', 'data_cli']
 
 # %% ../nbs/04_prepare.ipynb #3a138a4f
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
+def check_output_folder(out: str | os.PathLike, force: bool = False) -> Path:
+    "`out` as a `Path`, if a dataset folder may be written there: absent, empty, or replaced because `force`."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
     if out.exists() and any(out.iterdir()) and not force:
         raise DatasetError(f'{out} already exists and is not empty: pass --force (force=True) to replace it, '
                            'or choose another output folder')
+    return out
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    "A temporary folder beside `out`, renamed onto `out` only if the block succeeds (then any old `out` is removed)."
+    out = check_output_folder(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
     try:
@@ -250,9 +255,7 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, format: s
         raise DatasetError(f'--out {out} overlaps the download {source} and would replace (part of) it: '
                            'choose an output folder outside the download')
     if format not in FORMATS: raise DatasetError(f'format {format!r} unknown: use one of {", ".join(FORMATS)}')
-    if out.exists() and not out.is_dir(): raise DatasetError(f'{out} exists and is not a folder: choose another output')
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DatasetError(f'{out} already exists and is not empty: pass --force to replace it, or choose another output folder')
+    check_output_folder(out, force)   # before reading the download: a refusal costs nothing
     if format == 'cufs': rows = _cufs_release_pairs(source)
     elif format == 'cufsf': rows = _cufsf_pairs(source, Path(pairs_csv) if pairs_csv else None, cufsf_train)
     else: rows = _listed_pairs(source, Path(pairs_csv) if pairs_csv else None)
@@ -281,7 +284,7 @@ def carve_validation(root: str | os.PathLike, out: str | os.PathLike, fraction: 
     "A canonical folder at `out`: `root`'s training pairs split per subset into train and a held-out `test` (validation)."
     if not 0 < float(fraction) < 1:
         raise DatasetError(f'fraction {fraction!r} must lie strictly between 0 and 1 (the share of training pairs held out)')
-    root = Path(root)
+    root, out = Path(root), check_output_folder(out, force)
     validate_dataset(root, splits=['train'], decode=False)
     train = read_pairs(root).query("split == 'train'").sort_values(['subset', 'name'])
     rng = np.random.default_rng(int(seed))
