@@ -23,8 +23,8 @@ from .synthetic import open_dataset
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'TABLE1_TITLE', 'PAPER_TABLE2', 'FLOOR_METHOD', 'FLOOR_SOURCE', 'TABLE1_BASELINES_FILE', 'budget',
-           'format_score', 'table_markdown', 'write_table', 'floor_summary', 'usable_floor', 'subset_line',
-           'make_table1', 'make_table2', 'read_table1_baselines']
+           'format_score', 'table_markdown', 'write_table', 'floor_items', 'floor_summary', 'usable_floor',
+           'subset_line', 'make_table1', 'make_table2', 'read_table1_baselines']
 
 # %% ../nbs/28_tables.ipynb #6a02ebef
 _T1 = {  # method: (FSIM CUFS, CUFSF, SSIM CUFS, CUFSF, squeeze CUFS, CUFSF, alex CUFS, CUFSF, vgg CUFS, CUFSF)
@@ -108,14 +108,17 @@ def write_table(table: pd.DataFrame, stem: str | os.PathLike, title: str, notes:
 FLOOR_METHOD = 'Floor: input photo in grey, no model'
 FLOOR_SOURCE = 'measured: no model, the test photo converted to grey scored as the sketch'
 
+def floor_items(data_root: str | os.PathLike) -> list[tuple]:
+    "The floor's (name, subset, sketch, prediction) items: each test photo of `data_root`, in grey, as its own sketch."
+    test_set = open_dataset(data_root, split='test', augment=False)
+    return [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i),
+             np.asarray(Image.fromarray(test_set.original_photo(i)).convert('L'))) for i in range(len(test_set))]
+
 def floor_summary(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                   metrics: Sequence[str] = METRICS,
                   device=None, progress: bool = True) -> dict[str, Any]:
     "Score each test photo, in grey, as its own sketch; write `out_dir/metrics.csv` and a run-like `summary.json`."
-    test_set = open_dataset(data_root, split='test', augment=False)
-    items = [(test_set.names[i], test_set.subsets[i], test_set.original_sketch(i),
-              np.asarray(Image.fromarray(test_set.original_photo(i)).convert('L'))) for i in range(len(test_set))]
-    return score_into(items, resolve_path(out_dir), metrics, device, progress,
+    return score_into(floor_items(data_root), resolve_path(out_dir), metrics, device, progress,
                       name='floor', variant='floor', preset='none', data_root=portable_path(data_root), steps=0, epochs=0,
                       parameters_g=0, batch_size=None, image_size=None, perceptual='no model',
                       method="the test photo converted to grey (PIL 'L') at its original size, scored as the sketch")
