@@ -3,7 +3,8 @@
 # order (a finished run is skipped, an unfinished one continues: exactly from last.pt on the machine that trained it, else
 # from its committed weights), each stopped by the deadline with a checkpoint. A lane stops when under 10 minutes are left.
 #   setsid nohup bash results/objective/lanes.sh MINUTES > logs/lanes.log 2>&1 &
-#   kill -TERM -- -PGID     # stop both lanes early (the runs checkpoint); then run.sh NAME save for each run trained
+#   kill -TERM -- -PGID; pkill -TERM -f 'bin/most-net train'   # stop early: the lanes, then their runs (timeout puts each
+#                           # run in a process group of its own), which checkpoint; then run.sh NAME save for each run
 # pix2pix_s0 is in no lane: its weights (213 MB) are not committed, so it must run its 3000 steps within one session on
 # one machine, on both cores and alone:  OMP_NUM_THREADS=2 setsid nohup bash results/objective/run.sh pix2pix_s0 MINUTES &
 set -euo pipefail
