@@ -16,7 +16,14 @@ from .safeguards import STOP_NAMES
 from .train import train
 
 # %% auto #0
-__all__ = ['train_cli']
+__all__ = ['cli_config', 'train_cli']
+
+# %% ../nbs/25_train_cli.ipynb #5324be55
+def cli_config(preset: str, overrides: dict) -> TrainConfig:
+    "The preset with the command line's `overrides` on top; an option given as `none` clears the preset's value."
+    config = make_config(preset, **overrides)
+    cleared = [name for name, value in overrides.items() if value is None]
+    return TrainConfig.from_dict({**config.to_dict(), **dict.fromkeys(cleared)}) if cleared else config
 
 # %% ../nbs/25_train_cli.ipynb #1ad12ffb
 def train_cli(argv: list[str] | None = None) -> int:
@@ -33,7 +40,7 @@ def train_cli(argv: list[str] | None = None) -> int:
                        title='training options (default: the preset\'s, else the one shown)')
     args = parser.parse_args(argv)
     preset, run_dir, resume, no_eval, warm_start = args.preset, args.run_dir, args.resume, args.no_evaluate, args.warm_start
-    config = make_config(preset, **config_overrides(args, TrainConfig, skip=['preset']))
+    config = cli_config(preset, config_overrides(args, TrainConfig, skip=['preset']))
     rank, world_size, _ = distributed_env()
     if world_size == 1:
         result = train(config, run_dir=run_dir, resume=resume, evaluate=not no_eval, warm_start=warm_start)

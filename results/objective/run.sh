@@ -73,6 +73,6 @@ elif [ -n "$(ls -A "$run" 2>/dev/null)" ]; then   # pix2pix: its weights are not
     rm -rf "$run"
 fi
 timeout --signal=TERM --kill-after=120 "${minutes}m" most-net train "${options[@]}" --name "obj_$name" --run-dir "$run" \
-    --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps "$val_every" --max-steps "$steps" --max-minutes 100000 \
+    --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps "$val_every" --max-steps "$steps" --max-minutes none \
     --ema-decay 0.999 --metrics fsim,ssim,lpips_squeeze --no-evaluate "${start[@]}" \
     || { status=$?; [ "$status" -eq 124 ] || [ "$status" -eq 143 ] && exit 0; exit "$status"; }
