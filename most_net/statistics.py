@@ -20,7 +20,7 @@ from .metrics import METRIC_COLUMNS, higher_is_better, load_summary, overall_met
 __all__ = ['NO_DIFFERENCE', 'BOOTSTRAP_METHOD', 'WITHIN_NOISE', 'VALIDATION_SPREAD', 'DECISIVE_METRICS', 'paired_bootstrap',
            'same_test_set', 'paired_differences', 'seed_spread', 'matched_run_differences', 'validation_seed_spread',
            'better_on', 'beats', 'validation_scores', 'best_validation_point', 'validation_seed_gaps',
-           'curve_still_pays']
+           'largest_seed_gap', 'curve_still_pays']
 
 # %% ../nbs/27_statistics.ipynb #65f6056c
 NO_DIFFERENCE = 'no difference at this budget'
@@ -196,6 +196,15 @@ def validation_seed_gaps(first: pd.DataFrame, second: pd.DataFrame, weights: str
     gaps = [{m: abs(a[m] - b[m]) for m in a if m in b}
             for a, b in ((validation_scores(one.loc[s]), validation_scores(two.loc[s])) for s in steps)]
     return pd.DataFrame(gaps, index=pd.Index(steps, name='step'))
+
+# %% ../nbs/27_statistics.ipynb #5d1e5a64
+def largest_seed_gap(first: pd.DataFrame, second: pd.DataFrame, weights: str = 'ema', from_step: int = 1000,
+                     metrics: Sequence[str] | None = None) -> dict[str, float]:
+    "The largest |first - second| of two seeds' `weights` curves from `from_step` on, per metric (all, or `metrics`)."
+    gaps = validation_seed_gaps(first, second, weights)
+    gaps = gaps.loc[gaps.index >= from_step, list(metrics) if metrics is not None else gaps.columns]
+    if gaps.empty: raise MostNetError(f'the two seeds share no {weights} validation step from step {from_step} on')
+    return {metric: float(value) for metric, value in gaps.max().items()}
 
 # %% ../nbs/27_statistics.ipynb #ab52b5c3
 def curve_still_pays(curve: pd.DataFrame, spread: dict[str, float], window_steps: int, weights: str = 'ema') -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from most_net.core import atomic_write_text, repo_root
-from most_net.statistics import curve_still_pays, validation_scores, validation_seed_gaps
+from most_net.statistics import DECISIVE_METRICS, curve_still_pays, largest_seed_gap, validation_scores
 
 WINDOW, CONSTANT_STEPS, DECAY_STEPS = 1000, 22500, 1500   # 24000 steps: about 24 hours of one core at 3.6 s a step
 
@@ -23,8 +23,7 @@ WINDOW, CONSTANT_STEPS, DECAY_STEPS = 1000, 22500, 1500   # 24000 steps: about 2
 def ema_spread() -> dict[str, float]:
     "The largest |seed 1 - seed 0| of the EMA's mix-weighted FSIM and SSIM, from step 1000 on."
     curves = [pd.read_csv(repo_root() / f'results/runs/obj_base_s{seed}/val_curve.csv') for seed in (0, 1)]
-    gaps = validation_seed_gaps(*curves, weights='ema')
-    return {metric: float(gaps.loc[gaps.index >= 1000, metric].max()) for metric in ('fsim', 'ssim')}
+    return largest_seed_gap(*curves, weights='ema', from_step=1000, metrics=DECISIVE_METRICS)
 
 
 def decay_from(run_dir: Path, out_dir: Path) -> int | None:
