@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +18,9 @@ from .weights import load_backbone
 
 # %% auto #0
 __all__ = ['GAN_MODES', 'PERCEPTUAL_NETS', 'PERCEPTUAL_DISTANCES', 'PAPER_TERMS', 'LOSS_TERMS', 'PERCEPTUAL_LAYERS',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'LossConfig', 'PerceptualFeatures', 'generator_adversarial',
-           'discriminator_terms', 'unit_features', 'unit_distance', 'feature_distance', 'LossInputs',
-           'perceptual_features', 'adversarial_term', 'l1_term', 'style_term', 'content_term', 'mr_term',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'Logits', 'LossConfig', 'PerceptualFeatures', 'logit_maps',
+           'generator_adversarial', 'discriminator_terms', 'unit_features', 'unit_distance', 'feature_distance',
+           'LossInputs', 'perceptual_features', 'adversarial_term', 'l1_term', 'style_term', 'content_term', 'mr_term',
            'feature_matching_term', 'GeneratorLoss', 'DiscriminatorLoss']
 
 # %% ../nbs/09_losses.ipynb #5eb71ecb
@@ -130,24 +130,40 @@ class PerceptualFeatures(nn.Module):
         return {'style': style, 'content': content}
 
 # %% ../nbs/09_losses.ipynb #9bdc4d47
-def generator_adversarial(d_fake_logits: torch.Tensor, gan_mode: str = 'vanilla') -> torch.Tensor:
-    "The generator's adversarial loss on D's logits for fake pairs."
-    logits = d_fake_logits.float()
+Logits = torch.Tensor | Sequence[torch.Tensor]   # one PatchGAN's map, or one map per scale
+
+def logit_maps(logits: Logits) -> list[torch.Tensor]:
+    "D's logits as a list of float maps: one for a PatchGAN, one per scale for a multi-scale D."
+    return [m.float() for m in (logits if isinstance(logits, (list, tuple)) else [logits])]
+
+def _check_gan_mode(gan_mode: str) -> None:
+    if gan_mode not in GAN_MODES: raise MostNetError(f'gan_mode {gan_mode!r} is not one of {", ".join(GAN_MODES)}')
+
+def _generator_term(logits: torch.Tensor, gan_mode: str) -> torch.Tensor:
     if gan_mode == 'vanilla': return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
     if gan_mode == 'lsgan': return F.mse_loss(logits, torch.ones_like(logits))
-    if gan_mode == 'hinge': return -logits.mean()
-    raise MostNetError(f'gan_mode {gan_mode!r} is not one of {", ".join(GAN_MODES)}')
+    return -logits.mean()   # hinge
 
-def discriminator_terms(d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor,
-                        gan_mode: str = 'vanilla') -> tuple[torch.Tensor, torch.Tensor]:
-    "The discriminator's (real, fake) loss terms on its logits."
-    real, fake = d_real_logits.float(), d_fake_logits.float()
+def generator_adversarial(d_fake_logits: Logits, gan_mode: str = 'vanilla') -> torch.Tensor:
+    "The generator's adversarial loss on D's logits for fake pairs (the mean over D's scales)."
+    _check_gan_mode(gan_mode)
+    maps = logit_maps(d_fake_logits)
+    return sum(_generator_term(m, gan_mode) for m in maps) / len(maps)
+
+def _discriminator_terms(real: torch.Tensor, fake: torch.Tensor, gan_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     if gan_mode == 'vanilla':
         return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
                 F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
     if gan_mode == 'lsgan': return F.mse_loss(real, torch.ones_like(real)), F.mse_loss(fake, torch.zeros_like(fake))
-    if gan_mode == 'hinge': return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
-    raise MostNetError(f'gan_mode {gan_mode!r} is not one of {", ".join(GAN_MODES)}')
+    return F.relu(1 - real).mean(), F.relu(1 + fake).mean()   # hinge
+
+def discriminator_terms(d_real_logits: Logits, d_fake_logits: Logits,
+                        gan_mode: str = 'vanilla') -> tuple[torch.Tensor, torch.Tensor]:
+    "The discriminator's (real, fake) loss terms on its logits (each the mean over D's scales)."
+    _check_gan_mode(gan_mode)
+    pairs = [_discriminator_terms(real, fake, gan_mode)
+             for real, fake in zip(logit_maps(d_real_logits), logit_maps(d_fake_logits), strict=True)]
+    return sum(real for real, _ in pairs) / len(pairs), sum(fake for _, fake in pairs) / len(pairs)
 
 # %% ../nbs/09_losses.ipynb #b2b7c9aa
 def unit_features(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -175,7 +191,7 @@ class LossInputs:
     fake: torch.Tensor
     sketch: torch.Tensor
     photo: torch.Tensor
-    d_fake_logits: torch.Tensor
+    d_fake_logits: torch.Tensor | list[torch.Tensor]   # one map per scale of a multi-scale D
     mr_loss: torch.Tensor | None
     loss: nn.Module                                        # the GeneratorLoss: its `config` and `perceptual` backbone
     features: dict[str, Any] = field(default_factory=dict)  # the backbone's features, computed once per step

@@ -22,7 +22,8 @@ from .memory import MEMORIES, check_memory_options, from_slots, make_memory, to_
 __all__ = ['PIX2PIX_L1_WEIGHT', 'GENERATORS', 'CONFIG_VERSION', 'VARIANTS', 'VARIANT_TITLES', 'DECODER_UPSAMPLES',
            'GeneratorVariant', 'ModelConfig', 'variant_title', 'check_images', 'init_weights', 'GeneratorOutput',
            'encoder_widths', 'FeatureEncoder', 'SIResBlock', 'upsample_x2', 'SketchDecoder', 'MOSTNet', 'UNetSkipBlock',
-           'UNetGenerator', 'PatchDiscriminator', 'build_generator', 'build_discriminator', 'count_parameters']
+           'UNetGenerator', 'PatchDiscriminator', 'MultiScaleDiscriminator', 'build_generator', 'build_discriminator',
+           'count_parameters']
 
 # %% ../nbs/07_networks.ipynb #61439238
 PIX2PIX_L1_WEIGHT = 100.0   # Isola et al.'s lambda for the baseline's own objective
@@ -92,6 +93,7 @@ class ModelConfig:
     disc_channels: int = 64
     disc_layers: int = 3
     disc_norm: str = 'batch'
+    disc_scales: int = 1               # pix2pixHD's multi-scale D: one PatchGAN per scale, each on a 2x smaller pair
     init_gain: float = 0.02
 
     def __post_init__(self):
@@ -100,7 +102,7 @@ class ModelConfig:
             if getattr(self, name) not in NORMS:
                 raise MostNetError(f'{name} {getattr(self, name)!r} unknown: choose one of {", ".join(NORMS)}')
         for name in ('in_channels', 'out_channels', 'base_channels', 'feature_channels', 'si_hidden_channels',
-                     'disc_channels', 'disc_layers'):
+                     'disc_channels', 'disc_layers', 'disc_scales'):
             if int(getattr(self, name)) < 1: raise MostNetError(f'{name} must be at least 1, got {getattr(self, name)}')
         for name in ('downsamplings', 'encoder_blocks', 'num_si_blocks', 'decoder_blocks'):
             if int(getattr(self, name)) < 0: raise MostNetError(f'{name} must be 0 or more, got {getattr(self, name)}')
@@ -397,6 +399,29 @@ class PatchDiscriminator(nn.Module):
             if isinstance(layer, nn.LeakyReLU): activations.append(x)
         return x, activations
 
+# %% ../nbs/07_networks.ipynb #ae993e43
+class MultiScaleDiscriminator(nn.Module):
+    "pix2pixHD's discriminator: `disc_scales` PatchGANs, the k-th on the pair average-pooled k times."
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        config = config or ModelConfig()
+        self.config = config
+        self.scales = nn.ModuleList(PatchDiscriminator(config) for _ in range(config.disc_scales))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, photo: torch.Tensor, sketch: torch.Tensor, features: bool = False):
+        "One logit map per scale, finest first; with `features`, also every scale's activations in one list."
+        logits, activations = [], []
+        for index, scale in enumerate(self.scales):
+            if index: photo, sketch = self.downsample(photo), self.downsample(sketch)
+            if features:
+                scale_logits, scale_activations = scale(photo, sketch, features=True)
+                activations += scale_activations
+            else: scale_logits = scale(photo, sketch)
+            logits.append(scale_logits)
+        return (logits, activations) if features else logits
+
 # %% ../nbs/07_networks.ipynb #bb2cef83
 def build_generator(config: ModelConfig | None = None) -> nn.Module:
     "The generator of `config.variant`, built by its entry in GENERATORS (default: the paper's MOST-Net)."
@@ -404,8 +429,9 @@ def build_generator(config: ModelConfig | None = None) -> nn.Module:
     return GENERATORS[config.variant].build(config)
 
 def build_discriminator(config: ModelConfig | None = None) -> nn.Module:
-    "pix2pix's PatchGAN discriminator for `config` (the same for every variant)."
-    return PatchDiscriminator(config or ModelConfig())
+    "pix2pix's PatchGAN for `config` (the same for every variant); pix2pixHD's multi-scale one for `disc_scales` > 1."
+    config = config or ModelConfig()
+    return PatchDiscriminator(config) if config.disc_scales == 1 else MultiScaleDiscriminator(config)
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     "Number of parameters of `module` (buffers such as the memory are not parameters)."

@@ -123,14 +123,14 @@ class Trainer:
             fake = output.fake
             d_real, real_features = self._discriminate(self._d_train, photo, sketch, matching)
             d_fake = self._d_train(photo, fake.detach())
-            d_losses = self.discriminator_loss(d_real.float(), d_fake.float())
+            d_losses = self.discriminator_loss(d_real, d_fake)   # one logit map, or one per scale
         self.optimizer_d.zero_grad(set_to_none=True)
         d_losses['total'].backward()
         self.optimizer_d.step()
         self.discriminator.requires_grad_(False)
         with autocast_context(self.device, self.amp_dtype):
             d_fake_for_g, fake_features = self._discriminate(self._d_for_g, photo, fake, matching)
-            g_losses = self.generator_loss(fake.float(), sketch, photo, d_fake_for_g.float(), output.mr_loss,
+            g_losses = self.generator_loss(fake.float(), sketch, photo, d_fake_for_g, output.mr_loss,
                                            d_fake_features=fake_features,
                                            d_real_features=None if real_features is None else [f.detach() for f in real_features])
         self.optimizer_g.zero_grad(set_to_none=True)
