@@ -270,6 +270,7 @@ def test_release_best_notebook(repo, tmp_path):
     before = file_sha256(shipped)
     output = run_notebook(repo, 'release_best', tmp_path, **common)
     assert 'it replaces the released generator' in output.read_text()
+    assert json.loads((kept / 'release_decision.json').read_text())['replaces'] is True
     assert json.loads((kept / 'best_point.json').read_text())['step'] == int(best['step'])
     assert file_sha256(shipped) == before                           # deciding changes nothing
     run_notebook(repo, 'release_best', tmp_path, **common, release=True, command='most-net train --preset tiny')
