@@ -15,7 +15,7 @@
 # On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_long_s0}"
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0}"
 steps=3000 val_every=250
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
@@ -31,6 +31,8 @@ case "$name" in
     adv03_sc0_s0)     options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lambda-style 0 --lambda-content 0) ;;
     adv03_wd01_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --weight-decay 0.1) ;;   # AdamW's decay on G
     adv03_lsgan_s0)   options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --gan-mode lsgan) ;;     # pix2pixHD's GAN loss
+    adv03_ms2_s0)     options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --disc-scales 2) ;;   # pix2pixHD's D, 2 scales: 1.02x
+                      # the step (step_times.csv), inside the sessions' drift of the same step (3.38 s, then 3.50 s): 3000 steps
     adv03_wide_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --base-channels 32 --feature-channels 128 --num-slots 256)
                       steps=1100 ;;   # its step is 2.7x cpu256's (step_times.csv): 1100 steps = adv03_s0's 3000 in CPU time
     # Item 7, the long run: the leader at step 3000 (adversarial 0.3, still paying there) at a constant rate for as long
