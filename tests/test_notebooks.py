@@ -265,8 +265,9 @@ def test_release_best_notebook(repo, tmp_path):
     floor_summary(faces, tmp_path / 'floor', metrics=('fsim', 'ssim'), device='cpu', progress=False)
     kept = tmp_path / 'kept'
     common = dict(run_dir=str(run), kept_dir=str(kept), validation_root=str(faces), test_root=str(faces),
-                  spread_runs=f'{run},{run}', spread_from_step=0, metrics='fsim,ssim', release_path=str(shipped), results_dir=str(shop),
-                  readme=str(readme), floor_dir=str(tmp_path / 'floor'), figure_path=str(tmp_path / 'comparison.png'))
+                  spread_runs=f'{run},{run}', spread_from_step=0, metrics='fsim,ssim', release_path=str(shipped),
+                  results_dir=str(shop), readme=str(readme), floor_dir=str(tmp_path / 'floor'),
+                  figure_path=str(tmp_path / 'comparison.png'))
     before = file_sha256(shipped)
     output = run_notebook(repo, 'release_best', tmp_path, **common)
     assert 'it replaces the released generator' in output.read_text()
