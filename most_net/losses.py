@@ -191,7 +191,7 @@ class LossInputs:
     fake: torch.Tensor
     sketch: torch.Tensor
     photo: torch.Tensor
-    d_fake_logits: torch.Tensor | list[torch.Tensor]   # one map per scale of a multi-scale D
+    d_fake_logits: Logits                                # one map, or one per scale of a multi-scale D
     mr_loss: torch.Tensor | None
     loss: nn.Module                                        # the GeneratorLoss: its `config` and `perceptual` backbone
     features: dict[str, Any] = field(default_factory=dict)  # the backbone's features, computed once per step
