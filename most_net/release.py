@@ -37,8 +37,8 @@ from .tables import (FLOOR_METHOD, PAPER_TABLE1, TABLE1_TITLE, budget, format_sc
 # %% auto #0
 __all__ = ['DATA_TERMS', 'BEST_POINT_FILE', 'RELEASE_STEM', 'model_card', 'write_model_card', 'score_generator_file',
            'score_release', 'validation_point_description', 'score_validation_point', 'keep_best_point',
-           'ReleaseDecision', 'summary_validation_scores', 'release_decision', 'replace_release', 'release_comparison',
-           'release_most_net']
+           'ReleaseDecision', 'summary_validation_scores', 'release_decision', 'validation_section', 'replace_release',
+           'release_comparison', 'release_most_net']
 
 # %% ../nbs/30_release.ipynb #b3c8947e
 DATA_TERMS = ('CUFS (CUHK Face Sketch database, X. Wang and X. Tang, TPAMI 2009) is released by the Multimedia Lab of '
@@ -65,8 +65,9 @@ def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) 
 
 # %% ../nbs/30_release.ipynb #003c1b13
 def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
-               command: str = '', scores: str | os.PathLike | None = None) -> str:
-    "The model card (markdown) of a generator released from `run_dir`: data, budget, settings, metrics (`scores`'s), checksums."
+               command: str = '', scores: str | os.PathLike | None = None,
+               decision: str | os.PathLike | None = None) -> str:
+    "The model card (markdown) of a generator released from `run_dir`: data, budget, choice, metrics, checksums."
     summary = load_summary(scores if scores is not None else run_dir)   # a scored file carries its run's description
     config = config_values(read_run_config(run_dir))   # flat or nested
     release_path = Path(release_path)
@@ -82,7 +83,8 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
     table = ['| | ' + ' | '.join(shown) + ' |', '|---|' + '---|' * len(shown)]
     table += [f'| {label} | ' + ' | '.join(format_score(values.get(c)) for c in shown) + ' |' for label, values in rows]
     shown_settings = ('preset', 'image_size', 'batch_size', 'base_channels', 'feature_channels', 'num_slots', 'perceptual_net',
-                      'perceptual_distance', 'decoder_upsample', 'lr_policy', 'lr_g', 'lr_d', 'max_minutes', 'seed')
+                      'perceptual_distance', 'decoder_upsample', 'gan_mode', 'lambda_adv', 'lambda_l1', 'lambda_style',
+                      'lambda_content', 'lambda_mr', 'lr_policy', 'lr_g', 'lr_d', 'ema_decay', 'max_minutes', 'seed')
     settings = ', '.join(f'{key}={config[key]!r}' for key in shown_settings if key in config)
     by_subset = [(label, load_summary(path)) for label, path in
                  ((rows[0][0], scores if scores is not None else run_dir), (FLOOR_METHOD, floor)) if path is not None]
@@ -99,6 +101,7 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
              f"- settings: {settings}", '- **Reduced budget**: the paper trains 1000+ epochs with VGG-19 losses on a GPU; '
              'this run is a CPU run, with the SqueezeNet 1.1 substitute for VGG-19 (its weights are not available here).',
              *([f'- command: `{command}`'] if command else []), '',
+             *(validation_section(run_dir, decision) if decision is not None else []),
              f"## Test metrics ({scored['test_images']} CUFS test images)", '', *table, '',
              *(['By subset (the CUFS subsets differ in how hard they are):', '', *subset_table, ''] if subset_table else []),
              *([f'Not computed: {unavailable}.', ''] if unavailable else []),
@@ -106,9 +109,10 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
              '## Terms', '', DATA_TERMS, 'The code is Apache-2.0 (see LICENSE).', '']
     return '\n'.join(lines)
 
-def write_model_card(run_dir, release_path, floor=None, command: str = '', scores=None) -> Path:
+def write_model_card(run_dir, release_path, floor=None, command: str = '', scores=None, decision=None) -> Path:
     "Write `model_card(...)` as README.md beside the released generator, atomically."
-    return atomic_write_text(Path(release_path).parent / 'README.md', model_card(run_dir, release_path, floor, command, scores))
+    card = model_card(run_dir, release_path, floor, command, scores, decision)
+    return atomic_write_text(Path(release_path).parent / 'README.md', card)
 
 # %% ../nbs/30_release.ipynb #14422148
 def score_generator_file(path: str | os.PathLike, data_root: str | os.PathLike, out_dir: str | os.PathLike,
@@ -209,11 +213,48 @@ def release_decision(curve: pd.DataFrame, released_summary: dict[str, Any], mix:
     return ReleaseDecision(point, scores, released, better_on(scores, released, spread), better_on(released, scores, spread),
                            beats(scores, released, spread))
 
+# %% ../nbs/30_release.ipynb #1a62bf53
+def _decision_rows(labelled: list[tuple[str, dict[str, float]]]) -> list[str]:
+    shown = [m for m in METRIC_COLUMNS if all(m in scores for _, scores in labelled)]
+    lines = ['| | ' + ' | '.join(METRIC_COLUMNS[m] for m in shown) + ' |', '|---|' + '---|' * len(shown)]
+    return lines + [f'| {label} | ' + ' | '.join(format_score(scores[m]) for m in shown) + ' |' for label, scores in labelled]
+
+def validation_section(run_dir: str | os.PathLike, decision: str | os.PathLike) -> list[str]:
+    "The model card's \"Chosen on validation\" lines: the point of `release_decision.json`, per subset, and the verdict."
+    record = json.loads(Path(decision).read_text())
+    curve = pd.read_csv(Path(run_dir) / 'val_curve.csv')
+    row = curve[(curve['step'] == record['step']) & (curve['weights'] == record['weights'])]
+    if row.empty: raise MostNetError(f"{decision}: step {record['step']} ({record['weights']}) is not in {run_dir}/val_curve.csv")
+    row = row.iloc[0]
+    subsets = [c.removeprefix('count_') for c in curve.columns if c.startswith('count_')]
+    spread = {m: v for m, v in record['spread'].items() if m in METRIC_COLUMNS}
+    named = lambda metrics: ', '.join(METRIC_COLUMNS.get(m, m) for m in metrics)
+    verdict = (f"better beyond the spread on {named(record['better_on']) or 'no metric'}, worse on "
+               f"{named(record['worse_on']) or 'none'}: it {'replaced' if record['replaces'] else 'did not replace'} "
+               f"`{record['released']['file']}`")
+    lines = ['## Chosen on validation', '',
+             f"Step {record['step']} of `{record['run']}` ({record['weights']} weights), the best point of its validation "
+             f"curve (the highest mean of FSIM and SSIM) on {int(row['pairs'])} validation pairs carved from the training "
+             "pairs, each subset weighted to the test split's mix; the test split chose nothing. Against the generator released "
+             f"before it, on the same pairs: {verdict} (`nbs/experiments/release_best.ipynb`, `release_decision.json`; "
+             'LPIPS-squeeze is shown, never decisive: it shares the SqueezeNet features of the style and content losses).', '',
+             *_decision_rows([('this generator', record['scores']),
+                              (f"`{record['released']['file']}`", record['released']['scores']),
+                              (f"seed spread ({record['spread'].get('runs', 'two seeds')})", spread)]), '']
+    if subsets:
+        keys = [m for m in METRIC_COLUMNS if f'{m}_{subsets[0]}' in curve]
+        lines += ['By subset (this generator, as scored at that point):', '',
+                  '| subset | pairs | ' + ' | '.join(METRIC_COLUMNS[m] for m in keys) + ' |', '|---|---|' + '---|' * len(keys)]
+        lines += [f"| {s} | {int(row[f'count_{s}'])} | " + ' | '.join(format_score(row[f'{m}_{s}']) for m in keys) + ' |'
+                  for s in subsets]
+        lines.append('')
+    return lines
+
 # %% ../nbs/30_release.ipynb #9cda41b5
 def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, test_scores: str | os.PathLike,
                     release_path: str | os.PathLike, floor: str | os.PathLike | None = None,
                     results_dir: str | os.PathLike | None = None, readme: str | os.PathLike | None = None,
-                    command: str = '') -> Path:
+                    command: str = '', decision: str | os.PathLike | None = None) -> Path:
     "Release `candidate` (`release_generator`'s file of `run_dir`, scored in `test_scores`) with its card, Table I and README."
     release_path, candidate = Path(release_path), Path(candidate)
     if release_path.suffix != '.safetensors' or candidate.suffix != '.safetensors':
@@ -226,7 +267,7 @@ def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, te
     staged = release_path.parent / '.staged' / release_path.name
     try:                                                       # everything that can fail, before anything is replaced
         atomic_write_bytes(staged, candidate.read_bytes())
-        write_model_card(run_dir, staged, floor, command, test_scores)
+        write_model_card(run_dir, staged, floor, command, test_scores, decision)
         table1 = None if results_dir is None else make_table1(
             {'CUFS': test_scores}, floor=usable_floor(floor, [test_scores]), baselines=read_table1_baselines(results_dir))
     except BaseException:

@@ -15,7 +15,8 @@
 # On the machine that trained it a run resumes exactly from checkpoints/last.pt; on a new machine it warm-starts from
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0}"
+init=
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0, release_ft03_s0}"
 steps=3000 val_every=250
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
@@ -39,6 +40,12 @@ case "$name" in
     # as its curve pays, then a linear decay over 1500 steps; long_phase.py decides when, from the curve.
     adv03_long_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant)
                       val_every=500 ;;   # its steps: long_phase.py, below
+    # Item 7 from the other end: the 8-hour release's run (results/long_run: adversarial 1, 480 minutes, its rate decayed
+    # to zero) trained on with the leader's adversarial 0.3 at a constant 5e-5 for G and D, DESIGN section 7's fine-tune
+    # probe (600 steps there, one of them scored on the test split for the record), now scored on validation: 1500 steps.
+    release_ft03_s0)  options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant --lr-g 5e-5 --lr-d 5e-5)
+                      init=results/long_run/weights.safetensors
+                      steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + 1500 )) ;;
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
 here="results/objective/$name"
@@ -71,6 +78,7 @@ if [ -f "$run/checkpoints/last.pt" ]; then start=(--resume)
 elif [ -f "$here/weights.safetensors" ]; then
     start=(--warm-start "$here/weights.safetensors")
     echo "- $(date -u +%FT%TZ): $name: no checkpoint on this machine; warm-started from the committed weights" >> results/objective/NOTES.md
+elif [ -n "${init:-}" ]; then start=(--warm-start "$init")   # a fine-tune's first share
 elif [ -n "$(ls -A "$run" 2>/dev/null)" ]; then   # pix2pix: its weights are not committed, so it starts again
     echo "- $(date -u +%FT%TZ): $name: no checkpoint and no committed weights here; starts again from step 0 (the earlier files are in git)" >> results/objective/NOTES.md
     rm -rf "$run"
