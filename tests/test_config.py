@@ -157,8 +157,15 @@ def test_committed_weights_warm_start(repo, tmp_path):
 
 
 def test_model_card_settings_of_the_released_run(repo):
+    "The shipped card's settings line is what model_card writes from the run the shipped file's test scores name."
+    from most_net.generator_files import file_sha256
     from most_net.release import model_card
     released = repo / 'most_net' / 'released'
-    card = model_card(repo / 'results' / 'runs' / 'long_cpu256', released / 'most_net_cufs_cpu256.safetensors')
+    shipped = file_sha256(released / 'most_net_cufs_cpu256.safetensors')
+    scored = [path.parent for path in (repo / 'results').glob('**/test/summary.json')
+              if shipped in json.loads(path.read_text()).get('release_sha256', {}).values()]
+    assert len(scored) == 1, f'the shipped generator should have one scored test folder, found {scored}'
+    run = repo / 'results' / 'runs' / json.loads((scored[0].parent / 'release_decision.json').read_text())['run']
+    card = model_card(run, released / 'most_net_cufs_cpu256.safetensors', scores=scored[0])
     settings = next(line for line in card.splitlines() if line.startswith('- settings:'))
     assert settings in (released / 'README.md').read_text()
