@@ -16,7 +16,7 @@
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
 init=
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0, release_ft03_s0}"
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0, release_ft03_s0, release_ft01_s0}"
 steps=3000 val_every=250
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
@@ -44,6 +44,10 @@ case "$name" in
     # to zero) trained on with the leader's adversarial 0.3 at a constant 5e-5 for G and D, DESIGN section 7's fine-tune
     # probe (600 steps there, one of them scored on the test split for the record), now scored on validation: 1500 steps.
     release_ft03_s0)  options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant --lr-g 5e-5 --lr-d 5e-5)
+                      init=results/long_run/weights.safetensors
+                      steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + 1500 )) ;;
+    # The same from the same weights at adversarial 0.1, the probe's end of the frontier with the most SSIM (session 16).
+    release_ft01_s0)  options=(--preset cpu256 --seed 0 --lambda-adv 0.1 --lr-policy constant --lr-g 5e-5 --lr-d 5e-5)
                       init=results/long_run/weights.safetensors
                       steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + 1500 )) ;;
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
