@@ -52,6 +52,11 @@ def _split_counts(data_root) -> str:
     counts = pairs['subset'].value_counts().sort_index().items()
     return f" ({len(pairs)} pairs: " + ', '.join(f'{n} {subset}' for subset, n in counts) + ')'
 
+def _scores_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) -> list[str]:
+    "A markdown table of labelled scores (keyed by column name), one row per label."
+    lines = ['| | ' + ' | '.join(shown) + ' |', '|---|' + '---|' * len(shown)]
+    return lines + [f'| {label} | ' + ' | '.join(format_score(values.get(c)) for c in shown) + ' |' for label, values in rows]
+
 def _subset_table(rows: list[tuple[str, dict[str, Any]]], shown: Sequence[str]) -> list[str]:
     "A markdown table of each summary's scores per subset (no table when a summary has one subset)."
     per = [(label, [row for row in summary.get('metrics', []) if row['subset'] != 'all']) for label, summary in rows]
@@ -80,8 +85,7 @@ def model_card(run_dir: str | os.PathLike, release_path: str | os.PathLike, floo
     quoted = {c: paper[c] for c in METRIC_COLUMNS.values()}
     rows.append(('MOST-Net (paper, Table I; VGG-19 losses, 1000+ epochs on a GPU)', quoted))
     shown = [c for c in METRIC_COLUMNS.values() if rows[0][1].get(c) is not None]
-    table = ['| | ' + ' | '.join(shown) + ' |', '|---|' + '---|' * len(shown)]
-    table += [f'| {label} | ' + ' | '.join(format_score(values.get(c)) for c in shown) + ' |' for label, values in rows]
+    table = _scores_table(rows, shown)
     shown_settings = ('preset', 'image_size', 'batch_size', 'base_channels', 'feature_channels', 'num_slots', 'perceptual_net',
                       'perceptual_distance', 'decoder_upsample', 'gan_mode', 'lambda_adv', 'lambda_l1', 'lambda_style',
                       'lambda_content', 'lambda_mr', 'lr_policy', 'lr_g', 'lr_d', 'ema_decay', 'max_minutes', 'seed')
@@ -214,11 +218,6 @@ def release_decision(curve: pd.DataFrame, released_summary: dict[str, Any], mix:
                            beats(scores, released, spread))
 
 # %% ../nbs/30_release.ipynb #1a62bf53
-def _decision_rows(labelled: list[tuple[str, dict[str, float]]]) -> list[str]:
-    shown = [m for m in METRIC_COLUMNS if all(m in scores for _, scores in labelled)]
-    lines = ['| | ' + ' | '.join(METRIC_COLUMNS[m] for m in shown) + ' |', '|---|' + '---|' * len(shown)]
-    return lines + [f'| {label} | ' + ' | '.join(format_score(scores[m]) for m in shown) + ' |' for label, scores in labelled]
-
 def validation_section(run_dir: str | os.PathLike, decision: str | os.PathLike) -> list[str]:
     "The model card's \"Chosen on validation\" lines: the point of `release_decision.json`, per subset, and the verdict."
     record = json.loads(Path(decision).read_text())
@@ -227,7 +226,10 @@ def validation_section(run_dir: str | os.PathLike, decision: str | os.PathLike) 
     if row.empty: raise MostNetError(f"{decision}: step {record['step']} ({record['weights']}) is not in {run_dir}/val_curve.csv")
     row = row.iloc[0]
     subsets = [c.removeprefix('count_') for c in curve.columns if c.startswith('count_')]
-    spread = {m: v for m, v in record['spread'].items() if m in METRIC_COLUMNS}
+    columns = lambda scores: {METRIC_COLUMNS[m]: v for m, v in scores.items() if m in METRIC_COLUMNS}
+    labelled = [('this generator', columns(record['scores'])),
+                (f"`{record['released']['file']}`", columns(record['released']['scores'])),
+                (f"seed spread ({record['spread'].get('runs', 'two seeds')})", columns(record['spread']))]
     named = lambda metrics: ', '.join(METRIC_COLUMNS.get(m, m) for m in metrics)
     verdict = (f"better beyond the spread on {named(record['better_on']) or 'no metric'}, worse on "
                f"{named(record['worse_on']) or 'none'}: it {'replaced' if record['replaces'] else 'did not replace'} "
@@ -238,9 +240,7 @@ def validation_section(run_dir: str | os.PathLike, decision: str | os.PathLike) 
              "pairs, each subset weighted to the test split's mix; the test split chose nothing. Against the generator released "
              f"before it, on the same pairs: {verdict} (`nbs/experiments/release_best.ipynb`, `release_decision.json`; "
              'LPIPS-squeeze is shown, never decisive: it shares the SqueezeNet features of the style and content losses).', '',
-             *_decision_rows([('this generator', record['scores']),
-                              (f"`{record['released']['file']}`", record['released']['scores']),
-                              (f"seed spread ({record['spread'].get('runs', 'two seeds')})", spread)]), '']
+             *_scores_table(labelled, [c for c in METRIC_COLUMNS.values() if all(c in v for _, v in labelled)]), '']
     if subsets:
         keys = [m for m in METRIC_COLUMNS if f'{m}_{subsets[0]}' in curve]
         lines += ['By subset (this generator, as scored at that point):', '',

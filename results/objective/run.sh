@@ -44,14 +44,15 @@ case "$name" in
     # to zero) trained on with the leader's adversarial 0.3 at a constant 5e-5 for G and D, DESIGN section 7's fine-tune
     # probe (600 steps there, one of them scored on the test split for the record), now scored on validation: 1500 steps.
     release_ft03_s0)  options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --lr-policy constant --lr-g 5e-5 --lr-d 5e-5)
-                      init=results/long_run/weights.safetensors
-                      steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + 1500 )) ;;
+                      init=results/long_run/weights.safetensors steps=1500 ;;   # steps on top of its weights' own
     # The same from the same weights at adversarial 0.1, the probe's end of the frontier with the most SSIM (session 16).
     release_ft01_s0)  options=(--preset cpu256 --seed 0 --lambda-adv 0.1 --lr-policy constant --lr-g 5e-5 --lr-d 5e-5)
-                      init=results/long_run/weights.safetensors
-                      steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + 1500 )) ;;
+                      init=results/long_run/weights.safetensors steps=1500 ;;   # steps on top of its weights' own
     *) echo "run.sh: unknown run $name" >&2; exit 2 ;;
 esac
+if [ -n "$init" ]; then   # a fine-tune counts its steps from those of the weights it starts from
+    steps=$(( $(python -c "from safetensors import safe_open as o; print(o('$init', 'pt').metadata()['step'])") + steps ))
+fi
 here="results/objective/$name"
 run="results/runs/obj_$name"
 mkdir -p "$here"
