@@ -28,8 +28,8 @@ from .data import CUFS_HW, pad_to_square, postprocess_prediction, uint8_to_tenso
 from .generator_files import RELEASE_NAME, find_default_checkpoint, open_generator, released_generator_path
 
 # %% auto #0
-__all__ = ['PHOTO_KEY', 'SKETCH_KINDS', 'prepare_photo', 'prediction_meta', 'SketchResult', 'PhotoResult', 'SketchedFaces',
-           'Sketcher', 'list_images', 'face_stem', 'output_paths', 'save_sketches', 'batch_summary', 'sketch_cli']
+__all__ = ['PHOTO_KEY', 'SKETCH_KINDS', 'prepare_photo', 'prediction_meta', 'Sketcher', 'SketchResult', 'PhotoResult',
+           'SketchedFaces', 'list_images', 'face_stem', 'output_paths', 'save_sketches', 'batch_summary', 'sketch_cli']
 
 # %% ../nbs/19_inference.ipynb #ec402ff3
 def prepare_photo(photo: np.ndarray, image_size: int, resize: bool) -> torch.Tensor:
@@ -41,44 +41,6 @@ def prepare_photo(photo: np.ndarray, image_size: int, resize: bool) -> torch.Ten
 def prediction_meta(image_size: int, resize: bool) -> dict[str, Any]:
     "What `most_net.data.postprocess_prediction` needs to know about an item to undo its preprocessing."
     return {'original_hw': CUFS_HW, 'image_size': image_size, 'resize': resize, 'resized': resize}
-
-# %% ../nbs/19_inference.ipynb #9e5497c3
-@dataclass
-class SketchResult:
-    "One sketched face: where it came from, the aligned photo the generator saw and the sketch (PIL)."
-    source: str
-    face_index: int
-    photo: Image.Image
-    sketch: Image.Image
-    detection: FaceDetection | None = None
-
-    def side_by_side(self) -> Image.Image:
-        "The aligned photo and its sketch next to each other."
-        canvas = Image.new('RGB', (self.photo.width + self.sketch.width, max(self.photo.height, self.sketch.height)), 'white')
-        canvas.paste(self.photo, (0, 0)); canvas.paste(self.sketch.convert('RGB'), (self.photo.width, 0))
-        return canvas
-
-@dataclass
-class PhotoResult:
-    "One photo of a batch: its sketched faces (largest first) and the files written for them, or the error saying why it failed."
-    source: str
-    faces: list[SketchResult] = field(default_factory=list)
-    error: MostNetError | None = None
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        "Whether the photo was sketched."
-        return self.error is None
-
-class SketchedFaces(list):
-    "The faces `Sketcher.sketch_many` sketched (SketchResults), with `failed`: the PhotoResults of the photos it could not."
-    def __init__(self, faces: Iterable[SketchResult] = (), failed: Iterable[PhotoResult] = ()):
-        super().__init__(faces)
-        self.failed = list(failed)
-
-def _source_name(image, index: int) -> str:
-    return str(image) if isinstance(image, (str, os.PathLike)) else f'image {index}'
 
 # %% ../nbs/19_inference.ipynb #9df903cb
 class Sketcher:
@@ -154,28 +116,60 @@ def predict(self: Sketcher, photos: Sequence[np.ndarray], batch_size: int = 8) -
         start += len(chunk)
     return sketches
 
-# %% ../nbs/19_inference.ipynb #14043182
+# %% ../nbs/19_inference.ipynb #cd8a0a20
 @patch
 def prepare(self: Sketcher, image, align: bool = True, largest: bool = False, name: str | None = None) -> list[AlignedFace]:
     "The faces of a photo in the CUFS frame: detected and aligned, or (align=False) taken as they are."
     return align_faces(image, largest=largest, name=name) if align else [as_cufs_frame(image, name)]
 
-@patch
-def sketch_faces(self: Sketcher, image, align: bool = True, largest: bool = False) -> list[SketchResult]:
-    "Sketches of every face of one photo (or of the largest), largest first; a PhotoError when it cannot be sketched."
-    return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
 
-@patch
-def sketch(self: Sketcher, image, align: bool = True) -> Image.Image:
-    "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: the photo is one); PhotoError if none."
-    return self.sketch_faces(image, align=align, largest=True)[0].sketch
+# %% ../nbs/19_inference.ipynb #9e5497c3
+@dataclass
+class SketchResult:
+    "One sketched face: where it came from, the aligned photo the generator saw and the sketch (PIL)."
+    source: str
+    face_index: int
+    photo: Image.Image
+    sketch: Image.Image
+    detection: FaceDetection | None = None
 
-@patch
-def sketch_many(self: Sketcher, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
-                largest: bool = False, progress: bool = False) -> SketchedFaces:
-    "The faces (SketchResults) of many photos (a folder, paths, PIL images or arrays); photos that fail: its `failed`."
-    photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
-    return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
+    def side_by_side(self) -> Image.Image:
+        "The aligned photo and its sketch next to each other."
+        canvas = Image.new('RGB', (self.photo.width + self.sketch.width, max(self.photo.height, self.sketch.height)), 'white')
+        canvas.paste(self.photo, (0, 0)); canvas.paste(self.sketch.convert('RGB'), (self.photo.width, 0))
+        return canvas
+
+@dataclass
+class PhotoResult:
+    "One photo of a batch: its sketched faces (largest first) and the files written for them, or the error saying why it failed."
+    source: str
+    faces: list[SketchResult] = field(default_factory=list)
+    error: MostNetError | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        "Whether the photo was sketched."
+        return self.error is None
+
+class SketchedFaces(list):
+    "The faces `Sketcher.sketch_many` sketched (SketchResults), with `failed`: the PhotoResults of the photos it could not."
+    def __init__(self, faces: Iterable[SketchResult] = (), failed: Iterable[PhotoResult] = ()):
+        super().__init__(faces)
+        self.failed = list(failed)
+
+def _source_name(image, index: int) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else f'image {index}'
+
+# %% ../nbs/19_inference.ipynb #13dfd729
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    "The photos (by suffix, hidden files left out) in a folder, sorted; a folder without any is an error."
+    folder = Path(folder)
+    if not folder.is_dir(): raise MostNetError(f'{folder} is not a folder')
+    # a sub-folder named like a photo is listed, to fail as a photo that says what it is; `._x.jpg` (macOS) is no photo
+    found = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith('.'))
+    if not found: raise MostNetError(f'{folder} holds no photos ({", ".join(IMAGE_SUFFIXES)})')
+    return found
 
 # %% ../nbs/19_inference.ipynb #af00488e
 @patch
@@ -207,15 +201,23 @@ def sketch_photos(self: Sketcher, images: str | os.PathLike | Iterable, batch_si
             bar.update(len(chunk))
     return photos
 
-# %% ../nbs/19_inference.ipynb #13dfd729
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    "The photos (by suffix, hidden files left out) in a folder, sorted; a folder without any is an error."
-    folder = Path(folder)
-    if not folder.is_dir(): raise MostNetError(f'{folder} is not a folder')
-    # a sub-folder named like a photo is listed, to fail as a photo that says what it is; `._x.jpg` (macOS) is no photo
-    found = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith('.'))
-    if not found: raise MostNetError(f'{folder} holds no photos ({", ".join(IMAGE_SUFFIXES)})')
-    return found
+# %% ../nbs/19_inference.ipynb #ecac7ac5
+@patch
+def sketch_faces(self: Sketcher, image, align: bool = True, largest: bool = False) -> list[SketchResult]:
+    "Sketches of every face of one photo (or of the largest), largest first; a PhotoError when it cannot be sketched."
+    return self.sketch_photos([image], align=align, largest=largest, fail_fast=True)[0].faces
+
+@patch
+def sketch(self: Sketcher, image, align: bool = True) -> Image.Image:
+    "The sketch (PIL, L mode, 200 x 250) of the photo's largest face (align=False: the photo is one); PhotoError if none."
+    return self.sketch_faces(image, align=align, largest=True)[0].sketch
+
+@patch
+def sketch_many(self: Sketcher, images: str | os.PathLike | Iterable, batch_size: int = 8, align: bool = True,
+                largest: bool = False, progress: bool = False) -> SketchedFaces:
+    "The faces (SketchResults) of many photos (a folder, paths, PIL images or arrays); photos that fail: its `failed`."
+    photos = self.sketch_photos(images, batch_size=batch_size, align=align, largest=largest, progress=progress)
+    return SketchedFaces([face for photo in photos for face in photo.faces], [photo for photo in photos if not photo.ok])
 
 # %% ../nbs/19_inference.ipynb #0de3cfd0
 PHOTO_KEY = 'most-net photo'   # the PNG text chunk that names the photo a file was made from
