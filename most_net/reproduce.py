@@ -34,9 +34,9 @@ from .train import train
 from .weights import find_weights
 
 # %% auto #0
-__all__ = ['RESERVED', 'check_data_root', 'check_overrides', 'check_perceptual_weights', 'dataset_label', 'write_tables',
-           'Reproduction', 'start_reproduction', 'choose_setting', 'train_variants', 'write_reports',
-           'release_and_project', 'finish_reproduction', 'reproduce', 'reproduce_cli']
+__all__ = ['RESERVED', 'check_data_root', 'check_overrides', 'check_perceptual_weights', 'Reproduction', 'start_reproduction',
+           'choose_setting', 'train_variants', 'dataset_label', 'write_tables', 'write_reports', 'release_and_project',
+           'finish_reproduction', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/32_reproduce.ipynb #3245e84f
 RESERVED = {'preset': '--preset', 'variant': 'the variants (--variants)',
@@ -80,23 +80,6 @@ def check_perceptual_weights(configs: Sequence[TrainConfig]) -> None:
             raise MostNetError(f'the {config.variant} run needs {losses.perceptual_net} ImageNet weights for its perceptual '
                                f'loss: {err}; '
                                f'or train with another backbone: --perceptual-net squeezenet1_1 (or none)') from err
-
-# %% ../nbs/32_reproduce.ipynb #b30ea146
-def dataset_label(data_root: str) -> str:
-    "The dataset's name in Table I: the data folder's name (CUFS, CUFSF), or 'synthetic'."
-    return 'synthetic' if str(data_root).startswith('synthetic') else Path(data_root).name
-
-def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path | None = None) -> dict[str, list[str]]:
-    "Table II of `runs` (variant -> run folder) and, with a MOST-Net run, Table I, as `out/table{1,2}.{csv,md}`; the files."
-    written = {}
-    ci = 'most_net' in runs and len(runs) > 1
-    table, notes = make_table2(runs, floor=floor, ci=ci)
-    written['table2'] = [str(p) for p in write_table(table, out / 'table2', 'Table II: ablation (most-net reproduce)', notes)]
-    if 'most_net' in runs:
-        label = dataset_label(data_root)
-        table, notes = make_table1({label: runs['most_net']}, floor=floor, floor_dataset=label)
-        written['table1'] = [str(p) for p in write_table(table, out / 'table1', 'Table I: MOST-Net (most-net reproduce)', notes)]
-    return written
 
 # %% ../nbs/32_reproduce.ipynb #5bb29cc3
 def _jsonable(value: Any) -> Any:
@@ -160,7 +143,7 @@ class Reproduction:
         atomic_write_json(self.out / 'reproduce.json',
                           _jsonable({**self.record, 'elapsed_minutes': round(self.clock.minutes(), 3)}))
 
-# %% ../nbs/32_reproduce.ipynb #780ab691
+# %% ../nbs/32_reproduce.ipynb #654021cc
 def start_reproduction(budget_minutes: float, preset: str, data_root: str, out_dir: str, device: str, variants: Sequence[str],
                        shares: dict[str, float] | None, grid: bool | str, max_shard_mb: float | None, overwrite: bool,
                        overrides: dict[str, Any]) -> Reproduction:
@@ -183,6 +166,8 @@ def start_reproduction(budget_minutes: float, preset: str, data_root: str, out_d
     atomic_write_json(out / 'plan.json', _jsonable(plan.to_dict())); state.save()
     return state
 
+
+# %% ../nbs/32_reproduce.ipynb #add50af1
 def choose_setting(state: Reproduction, grid: bool | str) -> None:
     "Phase 1: the fastest precision / channels-last / compile setting of the grid (or the preset's); options given win."
     reference, record = state.reference, state.record
@@ -206,7 +191,7 @@ def choose_setting(state: Reproduction, grid: bool | str) -> None:
     state.chosen, record['setting'] = chosen, {**chosen, 'chosen_by': chosen_by}
     print(f'setting: {setting_label(chosen)} ({chosen_by})', flush=True); state.save()
 
-# %% ../nbs/32_reproduce.ipynb #200fe37b
+# %% ../nbs/32_reproduce.ipynb #467d5f0a
 def train_variants(state: Reproduction, progress: bool = True) -> None:
     "Phase 2: each variant trained for the minutes left to it (earlier runs' overspending taken from later ones), then scored."
     variants, overheads, state.record['runs'] = tuple(state.plan.minutes), [], {}
@@ -232,6 +217,25 @@ def train_variants(state: Reproduction, progress: bool = True) -> None:
             'unavailable': summary.get('unavailable', {})}
         state.save()
 
+
+# %% ../nbs/32_reproduce.ipynb #b30ea146
+def dataset_label(data_root: str) -> str:
+    "The dataset's name in Table I: the data folder's name (CUFS, CUFSF), or 'synthetic'."
+    return 'synthetic' if str(data_root).startswith('synthetic') else Path(data_root).name
+
+def write_tables(runs: dict[str, Path], out: Path, data_root: str, floor: Path | None = None) -> dict[str, list[str]]:
+    "Table II of `runs` (variant -> run folder) and, with a MOST-Net run, Table I, as `out/table{1,2}.{csv,md}`; the files."
+    written = {}
+    ci = 'most_net' in runs and len(runs) > 1
+    table, notes = make_table2(runs, floor=floor, ci=ci)
+    written['table2'] = [str(p) for p in write_table(table, out / 'table2', 'Table II: ablation (most-net reproduce)', notes)]
+    if 'most_net' in runs:
+        label = dataset_label(data_root)
+        table, notes = make_table1({label: runs['most_net']}, floor=floor, floor_dataset=label)
+        written['table1'] = [str(p) for p in write_table(table, out / 'table1', 'Table I: MOST-Net (most-net reproduce)', notes)]
+    return written
+
+# %% ../nbs/32_reproduce.ipynb #c8b40bd0
 def write_reports(state: Reproduction, floor: bool = True, faces: int = 6, progress: bool = True):
     "Phase 3: the floor, Tables I and II, the qualitative, curve and grid figures; returns the test split (for the release)."
     began = time.perf_counter()
@@ -249,7 +253,8 @@ def write_reports(state: Reproduction, floor: bool = True, faces: int = 6, progr
     state.clock.record('reports', began); state.save()
     return test_set
 
-# %% ../nbs/32_reproduce.ipynb #ef7c4b0f
+
+# %% ../nbs/32_reproduce.ipynb #f40fb471
 def release_and_project(state: Reproduction, test_set, max_shard_mb: float | None = 15) -> None:
     "Phases 4 and 5: MOST-Net's generator released (sharded, loaded back) and the paper's budget projected from its step time."
     record = state.record
@@ -271,6 +276,8 @@ def release_and_project(state: Reproduction, test_set, max_shard_mb: float | Non
               f"({head['source']}, {setting_label(state.chosen)}, {record['hardware']['gpu'] or record['hardware']['device']}) "
               f"it takes {head['projected_minutes']:.1f} min ({head['projected_minutes'] / 60:.2f} h)", flush=True)
 
+
+# %% ../nbs/32_reproduce.ipynb #08ffba8e
 def finish_reproduction(state: Reproduction) -> dict[str, Any]:
     "The end: wall time against the budget (with why, when over), reproduce.json written a last time."
     record, budget_minutes = state.record, state.plan.budget_minutes
