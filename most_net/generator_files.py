@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -27,7 +29,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'WEIGHTS_FORMAT', 'GENERATOR_FORMAT', 'GENERATOR
            'RELEASE_NAME', 'load_checkpoint', 'save_training_weights', 'read_training_weights', 'load_training_weights',
            'LoadedGenerator', 'read_generator', 'ReadyGenerator', 'open_generator', 'load_generator_from_run',
            'shard_name', 'release_generator', 'export_generator', 'file_sha256', 'release_checksums',
-           'released_generator_folders', 'released_generator_path', 'find_default_checkpoint']
+           'released_generator_folders', 'released_generator_path', 'generator_file', 'find_default_checkpoint']
 
 # %% ../nbs/13_generator_files.ipynb #cffbb1d5
 CHECKPOINT_FORMAT = 1   # the `format` of the dicts most_net.train saves as .pt checkpoints
@@ -403,6 +405,21 @@ def released_generator_path(name: str = RELEASE_NAME, folders: Sequence[str | os
     raise MostNetError(f'no released generator found in {", ".join(map(str, folders))} (looked for {name}.safetensors and '
                        f'{name}.safetensors.index.json): pass a checkpoint (a .pt file, a run folder or a .safetensors '
                        'generator)')
+
+# %% ../nbs/13_generator_files.ipynb #f8327f63
+def generator_file(spec: str | os.PathLike | None) -> Path:
+    "A generator file from a spec: the package's release (None), a path, or `REVISION:PATH` extracted from git to a scratch file."
+    if spec is None: return released_generator_path()
+    if ':' not in str(spec) or Path(spec).exists(): return resolve_path(spec)
+    revision, inner = str(spec).split(':', 1)
+    shown = subprocess.run(['git', 'show', str(spec)], cwd=repo_root(), capture_output=True)
+    if shown.returncode:
+        reason = shown.stderr.decode(errors='replace').strip()[:200]
+        raise MostNetError(f'{spec}: git cannot show {inner} at revision {revision} ({reason}): '
+                           'give REVISION:PATH of a committed file, or a path')
+    path = Path(tempfile.mkdtemp()) / Path(inner).name
+    path.write_bytes(shown.stdout)
+    return path
 
 # %% ../nbs/13_generator_files.ipynb #f3828139
 def find_default_checkpoint(root: str | os.PathLike | None = None,

@@ -280,3 +280,32 @@ def test_release_best_notebook(repo, tmp_path):
     assert 'MOST-Net (ours)' in set(pd.read_csv(shop / 'table1.csv')['method'])
     assert (tmp_path / 'comparison.png').is_file()
     assert '\nold\n' not in readme.read_text() and '| MOST-Net (ours) | CUFS |' in readme.read_text()   # results block synced
+
+
+def test_memory_use_notebook(repo, tmp_path):
+    "A tiny MOST-Net's read replaced four ways on carved synthetic pairs: one row per probe, checked against its recorded point."
+    from most_net.config import make_config
+    from most_net.evaluation import mix_weighted
+    from most_net.generator_files import release_generator
+    from most_net.networks import build_generator
+    from most_net.prepare import carve_validation, read_test_mix
+    from most_net.release import score_generator_file
+    from most_net.synthetic import write_synthetic_dataset
+    carved = carve_validation(write_synthetic_dataset(tmp_path / 'faces', n_train=12, n_test=5), tmp_path / 'carved',
+                              fraction=0.25)
+    kept = tmp_path / 'kept'
+    tiny = release_generator(build_generator(make_config('tiny').model), kept / 'best.safetensors', image_size=64, resize=True)
+    scored = score_generator_file(tiny, carved, tmp_path / 'scored', {}, ('fsim', 'ssim'), device='cpu', progress=False)
+    recorded = mix_weighted(pd.DataFrame(scored['metrics']), read_test_mix(carved))
+    parameters = dict(generators=f'tiny, untrained={tiny}', validation_root=str(carved), metrics='fsim,ssim',
+                      out_dir=str(tmp_path / 'out'), figure_path=str(tmp_path / 'memory_use.png'))
+    (kept / 'best_point.json').write_text(json.dumps({**recorded, 'ssim_mix': recorded['ssim_mix'] + 0.01}))
+    with pytest.raises(pm.PapermillExecutionError, match='AssertionError'):     # a probe that disagrees with the record
+        run_notebook(repo, 'memory_use', tmp_path, **parameters)
+    (kept / 'best_point.json').write_text(json.dumps(recorded))
+    output = run_notebook(repo, 'memory_use', tmp_path, **parameters)
+    assert '1 generator(s) checked against the scores recorded in training' in output.read_text()
+    probes = pd.read_csv(tmp_path / 'out' / 'memory_use.csv')
+    assert probes['probe'].tolist() == ['as trained', 'uniform', 'other face', 'face mean']
+    assert probes.loc[0, 'ssim_mix'] == pytest.approx(recorded['ssim_mix'], abs=1e-4)
+    assert (tmp_path / 'out' / 'attention.csv').is_file() and (tmp_path / 'memory_use.png').is_file()
