@@ -45,13 +45,15 @@ def replaced_reads(generator: nn.Module, probe: str) -> Iterator[nn.Module]:
     if getattr(generator, 'memory', None) is None:
         raise MostNetError(f'{type(generator).__name__} reads no memory (pix2pix, or MOST-Net without memory): '
                            'there is no read to replace')
-    own = generator.read_memory
+    own, patched_before = generator.read_memory, 'read_memory' in vars(generator)   # blocks may nest
     def read_memory(features, sketch=None):
         read, mr_loss = own(features, sketch)
         return _probe_read(probe, read, generator.memory), mr_loss
     generator.read_memory = read_memory
     try: yield generator
-    finally: del generator.read_memory      # the instance attribute goes; the class's method reads again
+    finally:
+        if patched_before: generator.read_memory = own
+        else: del generator.read_memory     # the instance attribute goes; the class's method reads again
 
 # %% ../nbs/34_probes.ipynb #9dc42f32
 @torch.no_grad()
@@ -60,6 +62,8 @@ def attention_statistics(generator: nn.Module, photos: torch.Tensor) -> dict[str
     if getattr(generator, 'memory', None) is None:
         raise MostNetError(f'{type(generator).__name__} reads no memory: no attention to describe')
     memory = generator.memory
+    if not hasattr(memory, '_attention'):
+        raise MostNetError(f'{type(memory).__name__} is not the paper\'s memory dictionary: it has no attention to describe')
     queries = to_slots(generator.photo_encoder(photos.to(memory.keys.device))).float()
     attention = memory._attention(queries, F.normalize(memory.keys.detach().float(), dim=1).T)
     entropy = -(attention * attention.clamp_min(1e-30).log()).sum(1)
