@@ -168,8 +168,21 @@ def _generator_from_metadata(metadata: dict[str, str], tensors: dict[str, torch.
     info = {key: value for key, value in metadata.items() if key not in ('model_config', 'preprocessing')}
     return LoadedGenerator(config, tensors, size, resize, str(path), info)
 
+def _generator_from_training_weights(metadata: dict[str, str], tensors: dict[str, torch.Tensor], path: Path) -> LoadedGenerator:
+    "The generator G of a run's training weights file (`save_training_weights`), with its run's preprocessing."
+    try: config = TrainConfig.from_dict(json.loads(metadata['config']))
+    except (KeyError, TypeError, ValueError, MostNetError) as err:
+        raise MostNetError(f'{path}: training weights without a readable run config ({err})') from err
+    generator = {key.removeprefix('generator.'): value for key, value in tensors.items() if key.startswith('generator.')}
+    if not generator: raise MostNetError(f'{path}: training weights without a generator (no generator.* tensors)')
+    info = {'step': int(metadata['step']) if str(metadata.get('step', '')).isdigit() else None, 'weights': 'raw',
+            'train_config': config.to_dict()}
+    return LoadedGenerator(config.model, generator, config.image_size, config.resize, str(path), info)
+
 def _read_safetensors(path: Path) -> LoadedGenerator:
-    return _generator_from_metadata(*_read_safetensors_file(path), path)
+    metadata, tensors = _read_safetensors_file(path)
+    if metadata.get('format') == WEIGHTS_FORMAT: return _generator_from_training_weights(metadata, tensors, path)
+    return _generator_from_metadata(metadata, tensors, path)
 
 # %% ../nbs/13_generator_files.ipynb #2c7b5565
 def _generator_in_folder(folder: Path) -> Path:
