@@ -75,9 +75,12 @@ def read_training_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict
         raise MostNetError(f'warm start: {path} cannot be read ({type(err).__name__}: {err}); it may be truncated') from err
     if metadata.get('format') != WEIGHTS_FORMAT:
         raise MostNetError(f'warm start: {path} is not a most-net training weights file (format {WEIGHTS_FORMAT})')
-    values = {'step': int(metadata['step']), 'train_seconds': float(metadata['train_seconds']),
-              'config': json.loads(metadata['config'])}
-    return values, tensors
+    return _training_weights_values(metadata), tensors
+
+def _training_weights_values(metadata: dict[str, str]) -> dict[str, Any]:
+    "A training weights file's metadata parsed: `step`, `train_seconds`, `config` as a dict."
+    return {'step': int(metadata['step']), 'train_seconds': float(metadata['train_seconds']),
+            'config': json.loads(metadata['config'])}
 
 def load_training_weights(path: str | os.PathLike, networks: dict[str, nn.Module], model_config: ModelConfig) -> dict[str, Any]:
     "Load the file into `networks` by name (a `generator_ema` it lacks starts from its generator) if it holds `model_config`."
@@ -170,13 +173,12 @@ def _generator_from_metadata(metadata: dict[str, str], tensors: dict[str, torch.
 
 def _generator_from_training_weights(metadata: dict[str, str], tensors: dict[str, torch.Tensor], path: Path) -> LoadedGenerator:
     "The generator G of a run's training weights file (`save_training_weights`), with its run's preprocessing."
-    try: config = TrainConfig.from_dict(json.loads(metadata['config']))
+    try: values = _training_weights_values(metadata); config = TrainConfig.from_dict(values['config'])
     except (KeyError, TypeError, ValueError, MostNetError) as err:
         raise MostNetError(f'{path}: training weights without a readable run config ({err})') from err
     generator = {key.removeprefix('generator.'): value for key, value in tensors.items() if key.startswith('generator.')}
     if not generator: raise MostNetError(f'{path}: training weights without a generator (no generator.* tensors)')
-    info = {'step': int(metadata['step']) if str(metadata.get('step', '')).isdigit() else None, 'weights': 'raw',
-            'train_config': config.to_dict()}
+    info = {'step': values['step'], 'weights': 'raw', 'train_config': values['config']}
     return LoadedGenerator(config.model, generator, config.image_size, config.resize, str(path), info)
 
 def _read_safetensors(path: Path) -> LoadedGenerator:
