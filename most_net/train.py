@@ -19,10 +19,10 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, make_config
-from .core import (MostNetError, WriteFailed, atomic_torch_save, atomic_write_json, autocast_context,
-                           cpu_has_bf16, get_device, hardware_info, is_out_of_memory, portable_path,
-                           quiet_torch_logs, repo_root, resolve_channels_last, resolve_path, resolve_precision, seed_everything,
-                           unwrap_model, write_guard)
+from .core import (BF16_MIN_SPEEDUP, MostNetError, WriteFailed, atomic_torch_save, atomic_write_json,
+                           autocast_context, cpu_bf16_speedup, cpu_has_bf16, get_device, hardware_info,
+                           is_out_of_memory, portable_path, quiet_torch_logs, repo_root, resolve_channels_last,
+                           resolve_path, resolve_precision, seed_everything, unwrap_model, write_guard)
 from .data import TensorLoader
 from .distributed import wrap_for_distributed
 from .evaluation import evaluate_run, open_split
@@ -60,6 +60,7 @@ class Trainer:
         self.rank, self.world_size, self.is_main = rank, world_size, rank == 0
         self.device = get_device(device if device is not None else config.device)
         self.amp_dtype = resolve_precision(config.precision, self.device)
+        self.precision_from_checkpoint = False
         self.channels_last = resolve_channels_last(config.channels_last, self.device)
         seed_everything(config.seed)
         self.train_set = open_split(config, 'train')
@@ -151,7 +152,8 @@ def state_dict(self: Trainer) -> dict[str, Any]:
             'generator_ema': None if self.generator_ema is None else self.generator_ema.state_dict(),
             'discriminator': unwrap_model(self.discriminator).state_dict(),
             'optimizer_g': self.optimizer_g.state_dict(), 'optimizer_d': self.optimizer_d.state_dict(),
-            'train_seconds': self.train_seconds, 'rng_cpu': torch.get_rng_state(),
+            'train_seconds': self.train_seconds, 'precision': 'fp32' if self.amp_dtype is None else 'bf16',
+            'rng_cpu': torch.get_rng_state(),
             'rng_cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 @patch
@@ -181,6 +183,9 @@ def load_state_dict(self: Trainer, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['rng_cuda'])
     self.step = self.checkpoint_step = int(state['step'])
     self.train_seconds = float(state.get('train_seconds', 0.0))
+    if self.config.precision == 'auto' and 'precision' in state:   # exact, whatever today's probe says
+        self.amp_dtype = None if state['precision'] == 'fp32' else torch.bfloat16
+        self.precision_from_checkpoint = True
 
 # %% ../nbs/17_train.ipynb #bdd5f9c0
 @patch
@@ -367,15 +372,22 @@ def setting_line(self: Trainer) -> str:
     "The one line printed when training starts: device, precision and layout, and why."
     precision = 'bf16 autocast' if self.amp_dtype is not None else 'fp32'
     layout = 'channels-last' if self.channels_last else 'NCHW'
+    return f'{self.config.name}: training on {self.device} in {precision}, {layout} layout ({self._precision_reason()})'
+
+@patch
+def _precision_reason(self: Trainer) -> str:
     why = f'precision={self.config.precision}'
-    if self.device.type == 'cpu':
-        native = cpu_has_bf16()
-        if self.amp_dtype is not None and not native:
-            why += ': this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 is emulated and many times slower than fp32'
-        elif self.config.precision == 'auto':
-            why += (': this CPU computes bf16 natively, the fastest setting measured (nbs/22_bench_cpu.ipynb); --precision fp32 '
-                    'for full precision' if native else ': no native bf16 on this CPU')
-    return f'{self.config.name}: training on {self.device} in {precision}, {layout} layout ({why})'
+    if self.precision_from_checkpoint: return why + ': as the checkpoint it resumes was trained, so the resume is exact'
+    if self.device.type != 'cpu': return why
+    if not cpu_has_bf16():
+        return why + (': this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 is emulated and many times slower '
+                      'than fp32' if self.amp_dtype is not None else ': no native bf16 on this CPU')
+    if self.config.precision == 'fp32': return why
+    speedup = f'bf16 runs a probe convolution {cpu_bf16_speedup():.2f}x as fast as fp32 on this CPU'
+    if self.config.precision == 'bf16': return f'{why}: {speedup}'
+    return (f'{why}: {speedup}, ' + ('so bf16; --precision fp32 for full precision' if self.amp_dtype is not None
+                                     else f'below the {BF16_MIN_SPEEDUP}x it must reach, so fp32'))
+
 
 # %% ../nbs/17_train.ipynb #d2067086
 def _barrier(world_size: int) -> None:

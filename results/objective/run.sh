@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Matched runs of the objective's balance and of capacity (issue: "the sketch people would pick"), chosen on the
 # validation pairs weighted to the test split's subset mix, never on the test split (nbs/experiments/objective.ipynb).
-# Every run: the cpu256 preset's network and data (228 training pairs of data/CUFS_val at 256 px, bf16), a budget of
+# Every run: the cpu256 preset's network and data (228 training pairs of data/CUFS_val at 256 px), bf16 autocast on
+# every CPU (--precision bf16: 'auto' takes fp32 where bf16 is measured not to pay, and the runs must match), a budget of
 # STEPS steps of batch 8 (pix2pix's linear decay over the second half of them), a generator EMA (decay 0.999) scored
 # beside the raw weights on the 40 validation pairs every 250 steps, each scored generator kept on disk. The test split
 # is not scored (--no-evaluate): only the setting chosen on validation is, once, at the end.
@@ -90,5 +91,5 @@ elif [ -n "$(ls -A "$run" 2>/dev/null)" ]; then   # pix2pix: its weights are not
 fi
 timeout --signal=TERM --kill-after=120 "${minutes}m" most-net train "${options[@]}" --name "obj_$name" --run-dir "$run" \
     --data-root data/CUFS_val --val-root data/CUFS_val --val-every-steps "$val_every" --max-steps "$steps" --max-minutes none \
-    --ema-decay 0.999 --metrics fsim,ssim,lpips_squeeze --no-evaluate "${start[@]}" \
+    --ema-decay 0.999 --precision bf16 --metrics fsim,ssim,lpips_squeeze --no-evaluate "${start[@]}" \
     || { status=$?; [ "$status" -eq 124 ] || [ "$status" -eq 143 ] && exit 0; exit "$status"; }
