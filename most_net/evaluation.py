@@ -29,8 +29,8 @@ from .safeguards import test_out_of_memory_message
 from .synthetic import open_dataset
 
 # %% auto #0
-__all__ = ['TEST_MODES', 'open_split', 'predict_split', 'mix_weighted', 'score_split', 'score_test_modes', 'choose_test_mode',
-           'evaluate_run']
+__all__ = ['TEST_MODES', 'open_split', 'predict_split', 'mix_weighted', 'flat_scores', 'score_split', 'score_test_modes',
+           'choose_test_mode', 'evaluate_run']
 
 # %% ../nbs/14_evaluation.ipynb #1e65d3fe
 def open_split(config: TrainConfig, split: str, **kwargs):
@@ -82,6 +82,14 @@ def mix_weighted(summary: pd.DataFrame, mix: dict[str, float]) -> dict[str, floa
     metrics = [column for column in rows.columns if column != 'count' and pd.api.types.is_numeric_dtype(rows[column])]
     return {f'{metric}_mix': float((rows[metric] * weights).sum() / weights.sum()) for metric in metrics}
 
+# %% ../nbs/14_evaluation.ipynb #320d57b3
+def flat_scores(summary: pd.DataFrame, mix: dict[str, float] | None = None) -> dict[str, float]:
+    "An `evaluate_images` summary as one row: overall, `<metric>_<subset>`, and `<metric>_mix` given a `mix`."
+    scores = summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
+    for row in summary[summary['subset'] != 'all'].itertuples(index=False):
+        scores.update({f'{key}_{row.subset}': value for key, value in row._asdict().items() if key != 'subset'})
+    return {**scores, **(mix_weighted(summary, mix) if mix else {})}
+
 # %% ../nbs/14_evaluation.ipynb #7fd1c56a
 def score_split(generator: nn.Module, dataset, metrics: Sequence[str], device=None, batch_size: int = 8,
                 amp_dtype: torch.dtype | None = None, test_mode: str = 'eval', progress: bool = False,
@@ -89,11 +97,7 @@ def score_split(generator: nn.Module, dataset, metrics: Sequence[str], device=No
     "Sketch `dataset` (predictions discarded), score it: overall, `<metric>_<subset>`, and `<metric>_mix` given a `mix`."
     with tempfile.TemporaryDirectory() as scratch:
         items = predict_split(generator, dataset, scratch, device, batch_size, amp_dtype, test_mode)
-    summary = evaluate_images(items, metrics, device=get_device(device), progress=progress).summary
-    scores = summary[summary['subset'] == 'all'].iloc[0].drop('subset').to_dict()
-    for row in summary[summary['subset'] != 'all'].itertuples(index=False):
-        scores.update({f'{key}_{row.subset}': value for key, value in row._asdict().items() if key != 'subset'})
-    return {**scores, **(mix_weighted(summary, mix) if mix else {})}
+    return flat_scores(evaluate_images(items, metrics, device=get_device(device), progress=progress).summary, mix)
 
 # %% ../nbs/14_evaluation.ipynb #95cbb777
 TEST_MODES = ('eval', 'train')
