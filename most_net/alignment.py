@@ -25,7 +25,8 @@ __all__ = ['SIXTEEN_BIT_GREY', 'PILLOW_DECODE_ERRORS', 'CUFS_SIZE', 'CUFS_EYES',
            'HAAR_EYE_CASCADES', 'MIN_PHOTO_SIDE', 'PhotoError', 'pil_to_rgb', 'load_image', 'similarity_matrix',
            'apply_affine', 'invert_affine', 'warp_image', 'detect_face_boxes', 'eye_centre', 'FaceDetection',
            'detect_faces', 'check_photo_side', 'NoFaceFound', 'AlignedFace', 'align_to_cufs', 'align_faces',
-           'as_cufs_frame', 'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas', 'alignment_error']
+           'as_cufs_frame', 'astronaut_face', 'measure_eye_geometry', 'summarise_eye_geometry', 'place_on_canvas',
+           'alignment_error']
 
 # %% ../nbs/18_alignment.ipynb #9f374a67
 class PhotoError(MostNetError):
@@ -347,6 +348,12 @@ def as_cufs_frame(image, name: str | None = None) -> AlignedFace:
     shrinking = width > CUFS_SIZE[0] or height > CUFS_SIZE[1]
     resized = cv2.resize(rgb, CUFS_SIZE, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     return AlignedFace(resized, np.array([[CUFS_SIZE[0] / width, 0, 0], [0, CUFS_SIZE[1] / height, 0]]))
+
+# %% ../nbs/18_alignment.ipynb #9f572c87
+def astronaut_face() -> np.ndarray:
+    "scikit-image's astronaut photo aligned to the CUFS frame: RGB uint8 250 x 200 x 3, a face the detector finds."
+    import skimage.data
+    return align_faces(skimage.data.astronaut(), largest=True, name='skimage.data.astronaut()')[0].photo
 
 # %% ../nbs/18_alignment.ipynb #e77893d0
 def measure_eye_geometry(root: str | os.PathLike, per_subset: int | None = None, split: str | None = None, min_face: float = 0.1):

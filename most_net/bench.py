@@ -19,12 +19,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import skimage.data
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .alignment import align_faces
+from .alignment import astronaut_face
 from .bench_cpu import bench_cpu_isa, bench_cpu_loop, bench_cpu_step
 from .bench_report import merge_summary, summarise_bench, write_bench_results
 from .bench_tools import (
@@ -206,8 +205,7 @@ def aligned_photo(settings: BenchSettings) -> np.ndarray:
     photos = sorted(Path(root, 'test', 'photos').glob('*.jpg')) if root is not None else []
     if photos:
         with Image.open(photos[0]) as image: return np.asarray(image.convert('RGB'))
-    return align_faces(skimage.data.astronaut(), largest=True, name='skimage.data.astronaut()')[0].photo   # a real face:
-    # `Sketcher.sketch` detects it (a grey stand-in has no face to find)
+    return astronaut_face()   # a real face: `Sketcher.sketch` detects it (a grey stand-in has no face to find)
 
 def sketcher_latency(trainer, settings: BenchSettings) -> tuple[float, list[float]]:
     "Median seconds for `Sketcher.predict` of one aligned photo (preprocess, generator, crop back to 250 x 200)."

@@ -23,7 +23,7 @@ from .data import read_pairs
 from .evaluation import mix_weighted
 from .generator_files import release_checksums, release_generator
 from .hooks import validation_weights
-from .alignment import align_faces
+from .alignment import astronaut_face
 from .inference import Sketcher
 from .plots import plot_sketch_comparison, shown_faces
 from .metrics import METRIC_COLUMNS, METRICS, SUMMARY_KEYS, load_summary, overall_metrics, score_into
@@ -285,10 +285,9 @@ def replace_release(run_dir: str | os.PathLike, candidate: str | os.PathLike, te
 def release_comparison(generators: dict[str, str | os.PathLike], data_root: str | os.PathLike, faces: int = 6,
                        device=None):
     "A figure: test faces of `data_root` and the astronaut, the artist's sketch, each generator file's sketch."
-    import skimage.data
     test_set = open_dataset(resolve_path(data_root), split='test', augment=False)
     indices = [test_set.names.index(name) for name in shown_faces(test_set, faces)]
-    astronaut = align_faces(skimage.data.astronaut(), name='skimage.data.astronaut()')[0].photo
+    astronaut = astronaut_face()
     photos = [test_set.original_photo(i) for i in indices] + [astronaut]
     references = [test_set.original_sketch(i) for i in indices] + [None]
     labels = [Path(test_set.names[i]).stem for i in indices] + ['astronaut']
