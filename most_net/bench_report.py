@@ -27,7 +27,8 @@ __all__ = ['HARDWARE_COLUMNS', 'RUN_COLUMNS', 'SUMMARIES', 'SUMMARY_COLUMNS', 'w
 
 # %% ../nbs/23_bench_report.ipynb #b6886c6e
 HARDWARE_COLUMNS = ('device', 'gpu', 'cpu', 'cpu_cores', 'torch', 'cuda', 'torch_threads')
-RUN_COLUMNS = ('cpu_bf16', 'cpu_others_share', 'cpu_steal_share')   # stamped when known: native bf16, a shared CPU
+RUN_COLUMNS = ('cpu_bf16', 'cpu_bf16_speedup', 'cpu_others_share', 'cpu_steal_share')   # stamped when known: native and
+# probed bf16 (core.cpu_bf16_speedup), a shared CPU
 
 def write_bench_csv(frame: pd.DataFrame, path: str | os.PathLike, settings: BenchSettings,
                     info: dict[str, Any] | None = None) -> Path:
@@ -39,8 +40,10 @@ def write_bench_csv(frame: pd.DataFrame, path: str | os.PathLike, settings: Benc
     stamps = {'mode': settings.mode, 'measured': _dt.datetime.now().isoformat(timespec='seconds'),
               **{column: info.get(column) for column in HARDWARE_COLUMNS},
               **{column: info[column] for column in RUN_COLUMNS if column in info}}
-    for column, value in stamps.items():   # rows kept from an earlier run keep their own stamps
-        frame[column] = frame[column].where(frame[column].notna(), value) if column in frame else value
+    fresh = frame['measured'].isna() if 'measured' in frame else pd.Series(True, index=frame.index)
+    for column, value in stamps.items():   # a row kept from an earlier run (it has its date) keeps its own stamps,
+        if column not in frame: frame[column] = None   # and stays blank in a column that run did not know
+        frame[column] = frame[column].where(~fresh | frame[column].notna(), value)
     buffer = io.StringIO(); frame.to_csv(buffer, index=False)
     return atomic_write_text(path, buffer.getvalue())
 

@@ -31,7 +31,7 @@ __all__ = ['IMAGE_SUFFIXES', 'WRITE_FAULTS', 'OUT_OF_MEMORY_MESSAGES', 'BF16_MIN
            'get_device', 'unwrap_model', 'seed_everything', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text',
            'atomic_write_json', 'atomic_torch_save', 'is_write_fault', 'format_bytes', 'free_bytes', 'WriteFailed',
            'write_guard', 'is_out_of_memory', 'release_cached_memory', 'repo_root', 'resolve_path', 'portable_path',
-           'portable_text', 'cpu_has_bf16', 'hardware_info', 'describe_hardware', 'cpu_bf16_speedup',
+           'portable_text', 'cpu_has_bf16', 'cpu_bf16_speedup', 'hardware_info', 'describe_hardware',
            'resolve_precision', 'resolve_channels_last', 'autocast_context', 'quiet_torch_logs']
 
 # %% ../nbs/00_core.ipynb #e9b920f1
@@ -281,28 +281,8 @@ def cpu_has_bf16() -> bool:
     checks = (getattr(torch.cpu, '_is_avx512_bf16_supported', None), getattr(torch.cpu, '_is_amx_tile_supported', None))
     return any(bool(check()) for check in checks if check is not None)
 
-def hardware_info(device: str | torch.device | None = None) -> dict[str, Any]:
-    "A flat description of the machine, software and device, for the header of every result file."
-    device = get_device(device)
-    info = {'cpu': _cpu_name(), 'cpu_cores': os.cpu_count(), 'memory_gib': _memory_gib(),
-            'device': str(device), 'gpu': None, 'gpu_memory_gib': None,
-            'torch': torch.__version__, 'cuda': torch.version.cuda, 'python': platform.python_version(),
-            'platform': platform.platform(terse=True), 'torch_threads': torch.get_num_threads(),
-            'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'cpu_bf16': cpu_has_bf16()}
-    if device.type == 'cuda':
-        props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))
-    return info
 
-def describe_hardware(info: dict[str, Any] | None = None) -> str:
-    "One line naming the hardware, e.g. for the budget column of a results table."
-    info = info or hardware_info()
-    where = info['gpu'] or f"{info['cpu']} ({info['cpu_cores']} cores)"
-    return f"{where}, torch {info['torch']}"
-
-# %% ../nbs/00_core.ipynb #01d82563
-BF16_MIN_SPEEDUP = 1.2   # bf16 rounds every product: 'auto' takes it on a CPU only where it clearly pays
-
+# %% ../nbs/00_core.ipynb #62e5b242
 def _probe_seconds(dtype: torch.dtype | None, images: torch.Tensor, weight: torch.Tensor) -> float:
     "Seconds of one convolution's forward and backward under `dtype` autocast on the CPU."
     start = time.perf_counter()
@@ -328,7 +308,30 @@ def cpu_bf16_speedup() -> float:
     return _bf16_speedup(torch.get_num_threads())
 
 
+# %% ../nbs/00_core.ipynb #f5f5c62c
+def hardware_info(device: str | torch.device | None = None) -> dict[str, Any]:
+    "A flat description of the machine, software and device, for the header of every result file."
+    device = get_device(device)
+    info = {'cpu': _cpu_name(), 'cpu_cores': os.cpu_count(), 'memory_gib': _memory_gib(),
+            'device': str(device), 'gpu': None, 'gpu_memory_gib': None,
+            'torch': torch.__version__, 'cuda': torch.version.cuda, 'python': platform.python_version(),
+            'platform': platform.platform(terse=True), 'torch_threads': torch.get_num_threads(),
+            'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'cpu_bf16': cpu_has_bf16(),
+            'cpu_bf16_speedup': round(cpu_bf16_speedup(), 2) if device.type == 'cpu' and cpu_has_bf16() else None}
+    if device.type == 'cuda':
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))
+    return info
+
+def describe_hardware(info: dict[str, Any] | None = None) -> str:
+    "One line naming the hardware, e.g. for the budget column of a results table."
+    info = info or hardware_info()
+    where = info['gpu'] or f"{info['cpu']} ({info['cpu_cores']} cores)"
+    return f"{where}, torch {info['torch']}"
+
 # %% ../nbs/00_core.ipynb #b1ce2724
+BF16_MIN_SPEEDUP = 1.2   # bf16 rounds every product: 'auto' takes it on a CPU only where it clearly pays
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     "The autocast dtype for `precision` on `device` (None: plain fp32); 'auto' is bf16 where bf16 is native and pays."
     if precision == 'fp32': return None
