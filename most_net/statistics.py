@@ -189,21 +189,31 @@ def best_validation_point(curve: pd.DataFrame) -> pd.Series:
     return curve.loc[merit.idxmax()]
 
 # %% ../nbs/27_statistics.ipynb #c9de5968
-def validation_seed_gaps(first: pd.DataFrame, second: pd.DataFrame, weights: str = 'raw') -> pd.DataFrame:
-    "|first - second| per common validation step (rows) and metric (columns) of two seeds' curves, for `weights`."
-    one, two = (curve[curve['weights'] == weights].set_index('step') for curve in (first, second))
-    steps = sorted(set(one.index) & set(two.index))
-    gaps = [{m: abs(a[m] - b[m]) for m in a if m in b}
-            for a, b in ((validation_scores(one.loc[s]), validation_scores(two.loc[s])) for s in steps)]
+def _seed_curves(curves: tuple, weights: str, caller: str) -> list[pd.DataFrame]:
+    "The `weights` rows of each seed's curve, indexed by step; two seeds at least, `weights` by keyword."
+    if any(isinstance(curve, str) for curve in curves):
+        raise MostNetError(f"{caller} takes the seeds' curves, then weights by keyword: {caller}(*curves, weights='ema')")
+    if len(curves) < 2: raise MostNetError(f'{caller} needs two seeds or more, got {len(curves)} curve(s)')
+    return [curve[curve['weights'] == weights].set_index('step') for curve in curves]
+
+def validation_seed_gaps(*curves: pd.DataFrame, weights: str = 'raw') -> pd.DataFrame:
+    "The seeds' range (highest - lowest) per common validation step (rows) and metric (columns), for `weights`."
+    seeds = _seed_curves(curves, weights, 'validation_seed_gaps')
+    steps = sorted(set.intersection(*(set(seed.index) for seed in seeds)))
+    gaps = []
+    for step in steps:
+        scores = [validation_scores(seed.loc[step]) for seed in seeds]
+        common = [m for m in scores[0] if all(m in s for s in scores)]
+        gaps.append({m: max(s[m] for s in scores) - min(s[m] for s in scores) for m in common})
     return pd.DataFrame(gaps, index=pd.Index(steps, name='step'))
 
 # %% ../nbs/27_statistics.ipynb #5d1e5a64
-def largest_seed_gap(first: pd.DataFrame, second: pd.DataFrame, weights: str = 'ema', from_step: int = 1000,
+def largest_seed_gap(*curves: pd.DataFrame, weights: str = 'ema', from_step: int = 1000,
                      metrics: Sequence[str] | None = None) -> dict[str, float]:
-    "The largest |first - second| of two seeds' `weights` curves from `from_step` on, per metric (all, or `metrics`)."
-    gaps = validation_seed_gaps(first, second, weights)
+    "The seeds' largest range on their `weights` curves from `from_step` on, per metric (all, or `metrics`)."
+    gaps = validation_seed_gaps(*curves, weights=weights)
     gaps = gaps.loc[gaps.index >= from_step, list(metrics) if metrics is not None else gaps.columns]
-    if gaps.empty: raise MostNetError(f'the two seeds share no {weights} validation step from step {from_step} on')
+    if gaps.empty: raise MostNetError(f'the seeds share no {weights} validation step from step {from_step} on')
     return {metric: float(value) for metric, value in gaps.max().items()}
 
 # %% ../nbs/27_statistics.ipynb #ab52b5c3

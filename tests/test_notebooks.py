@@ -192,7 +192,8 @@ def test_long_run_notebook_scores_the_test_split_and_releases(repo, tmp_path):
 
 def test_objective_notebook_checks_the_protocol_and_compares_matched_runs(repo, tmp_path):
     """The objective notebook on synthetic faces: the protocol check (floor, the release, its blurred sketches, on the
-    validation and test splits) and three tiny matched runs (EMA, validated every 2 steps) compared at their last step."""
+    validation and test splits) and four tiny matched runs (EMA, validated every 2 steps) compared at their last step,
+    the spread read as the range of three seeds."""
     from most_net.config import make_config
     from most_net.prepare import carve_validation
     from most_net.synthetic import write_synthetic_dataset
@@ -200,12 +201,17 @@ def test_objective_notebook_checks_the_protocol_and_compares_matched_runs(repo, 
     source = write_synthetic_dataset(tmp_path / 'faces', n_train=8, n_test=3)
     validation = carve_validation(source, tmp_path / 'val')
     runs, out = tmp_path / 'runs', tmp_path / 'out'
-    for name, options in (('base_s0', {}), ('adv03_s0', {'lambda_adv': 0.3}), ('base_s1', {'seed': 1})):
+    for name, options in (('base_s0', {}), ('adv03_s0', {'lambda_adv': 0.3}), ('base_s1', {'seed': 1}),
+                          ('base_s2', {'seed': 2})):
         train(make_config('tiny', name=f'obj_{name}', max_steps=4, data_root=str(validation), val_root=str(validation),
                           val_every_steps=2, ema_decay=0.9, metrics=('fsim', 'ssim'), **options),
               run_dir=runs / f'obj_{name}', progress=False, evaluate=False)
+    third = pd.read_csv(runs / 'obj_base_s2' / 'val_curve.csv')   # a third seed well off the first two: it sets the range
+    third[[c for c in ('fsim', 'ssim', 'fsim_mix', 'ssim_mix') if c in third]] += .05
+    third.to_csv(runs / 'obj_base_s2' / 'val_curve.csv', index=False)
     run_notebook(repo, 'objective', tmp_path, data_root=str(source), validation_root=str(validation), runs_dir=str(runs),
-                 out_dir=str(out), metrics='fsim,ssim', figure=str(out / 'curves.png'))
+                 out_dir=str(out), metrics='fsim,ssim', figure=str(out / 'curves.png'),
+                 spread_runs='base_s0,base_s1,base_s2')
     protocol = pd.read_csv(out / 'protocol_overall.csv')
     assert len(set(protocol['model'])) == 4 and set(protocol['metric']) == {'FSIM', 'SSIM'}
     scores = pd.read_csv(out / 'protocol_scores.csv')
@@ -213,11 +219,15 @@ def test_objective_notebook_checks_the_protocol_and_compares_matched_runs(repo, 
     assert scores.query("split == 'test' and subset == 'all'")['count'].eq(3).all()
     comparison = pd.read_csv(out / 'comparison.csv')
     assert comparison[['run', 'weights']].dropna().values.tolist() == [
-        ['base_s0', 'raw'], ['base_s0', 'ema'], ['adv03_s0', 'raw'], ['adv03_s0', 'ema'], ['base_s1', 'raw'], ['base_s1', 'ema']]
-    assert comparison['step'].iloc[0] == 4 and comparison['structure_mix'].iloc[:6].between(-1, 1).all()
+        ['base_s0', 'raw'], ['base_s0', 'ema'], ['adv03_s0', 'raw'], ['adv03_s0', 'ema'], ['base_s1', 'raw'], ['base_s1', 'ema'],
+        ['base_s2', 'raw'], ['base_s2', 'ema']]
+    assert comparison['step'].iloc[0] == 4 and comparison['structure_mix'].iloc[:8].between(-1, 1).all()
     assert comparison['run'].iloc[-1] == 'floor: the photo in grey'
     verdicts = pd.read_csv(out / 'verdicts.csv')
     assert verdicts[['candidate', 'weights']].values.tolist() == [['adv03_s0', 'raw'], ['adv03_s0', 'ema']]
+    seeds = comparison[comparison['run'].str.startswith('base_s')].groupby('weights')[['fsim', 'ssim']]
+    spread = (seeds.max() - seeds.min()).loc[verdicts['weights']]           # the three seeds' range at step 4
+    assert abs(verdicts[['fsim spread', 'ssim spread']].values - spread.values).max() < 1e-9, (verdicts, spread)
     assert (out / 'curves.png').is_file()
 
 

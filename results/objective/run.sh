@@ -17,13 +17,14 @@
 # the committed results/objective/NAME/weights.safetensors (fresh Adam moments) and says so in NOTES.md.
 set -euo pipefail
 init=
-name="${1:?give a run name: base_s0, base_s1, adv03_s0, adv03_s1, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0, release_ft03_s0, release_ft01_s0}"
+name="${1:?give a run name: base_s0, base_s1, adv03_s0, adv03_s1, adv03_s2, pix2pix_s0, adv03_fm10_s0, adv03_sc10_s0, adv03_mixtest_s0, adv03_jit15_s0, adv01_s0, adv03_sc0_s0, adv03_wide_s0, adv03_wd01_s0, adv03_lsgan_s0, adv03_ms2_s0, adv03_long_s0, release_ft03_s0, release_ft01_s0}"
 steps=3000 val_every=250
 case "$name" in
     base_s0)    options=(--preset cpu256 --seed 0) ;;
     base_s1)    options=(--preset cpu256 --seed 1) ;;                               # the seed spread
     adv03_s0)   options=(--preset cpu256 --seed 0 --lambda-adv 0.3) ;;             # the adversarial weight
     adv03_s1)   options=(--preset cpu256 --seed 1 --lambda-adv 0.3) ;;             # the seed spread at the leader
+    adv03_s2)   options=(--preset cpu256 --seed 2 --lambda-adv 0.3) ;;             # a third seed of the leader
     pix2pix_s0) options=(--preset pix2pix256 --seed 0) ;;                           # Isola et al.'s stock pix2pix
     # The levers, each on the leader at step 3000 (adversarial 0.3) and read against adv03_s0 (README, "Sessions 11-").
     adv03_fm10_s0)    options=(--preset cpu256 --seed 0 --lambda-adv 0.3 --extra-losses '{"feature_matching": 10}') ;;
