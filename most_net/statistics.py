@@ -211,6 +211,7 @@ def validation_seed_gaps(*curves: pd.DataFrame, weights: str = 'raw') -> pd.Data
 def largest_seed_gap(*curves: pd.DataFrame, weights: str = 'ema', from_step: int = 1000,
                      metrics: Sequence[str] | None = None) -> dict[str, float]:
     "The seeds' largest range on their `weights` curves from `from_step` on, per metric (all, or `metrics`)."
+    _seed_curves(curves, weights, 'largest_seed_gap')   # a call with weights third is told so by this name
     gaps = validation_seed_gaps(*curves, weights=weights)
     gaps = gaps.loc[gaps.index >= from_step, list(metrics) if metrics is not None else gaps.columns]
     if gaps.empty: raise MostNetError(f'the seeds share no {weights} validation step from step {from_step} on')
