@@ -189,16 +189,12 @@ def best_validation_point(curve: pd.DataFrame) -> pd.Series:
     return curve.loc[merit.idxmax()]
 
 # %% ../nbs/27_statistics.ipynb #c9de5968
-def _seed_curves(curves: tuple, weights: str, caller: str) -> list[pd.DataFrame]:
-    "The `weights` rows of each seed's curve, indexed by step; two seeds at least, `weights` by keyword."
+def _seed_gaps(curves: tuple, weights: str, caller: str) -> pd.DataFrame:
+    "The seeds' range per common step and metric; two seeds at least, `weights` by keyword, errors named for `caller`."
     if any(isinstance(curve, str) for curve in curves):
         raise MostNetError(f"{caller} takes the seeds' curves, then weights by keyword: {caller}(*curves, weights='ema')")
     if len(curves) < 2: raise MostNetError(f'{caller} needs two seeds or more, got {len(curves)} curve(s)')
-    return [curve[curve['weights'] == weights].set_index('step') for curve in curves]
-
-def validation_seed_gaps(*curves: pd.DataFrame, weights: str = 'raw') -> pd.DataFrame:
-    "The seeds' range (highest - lowest) per common validation step (rows) and metric (columns), for `weights`."
-    seeds = _seed_curves(curves, weights, 'validation_seed_gaps')
+    seeds = [curve[curve['weights'] == weights].set_index('step') for curve in curves]
     steps = sorted(set.intersection(*(set(seed.index) for seed in seeds)))
     gaps = []
     for step in steps:
@@ -207,12 +203,15 @@ def validation_seed_gaps(*curves: pd.DataFrame, weights: str = 'raw') -> pd.Data
         gaps.append({m: max(s[m] for s in scores) - min(s[m] for s in scores) for m in common})
     return pd.DataFrame(gaps, index=pd.Index(steps, name='step'))
 
+def validation_seed_gaps(*curves: pd.DataFrame, weights: str = 'raw') -> pd.DataFrame:
+    "The seeds' range (highest - lowest) per common validation step (rows) and metric (columns), for `weights`."
+    return _seed_gaps(curves, weights, 'validation_seed_gaps')
+
 # %% ../nbs/27_statistics.ipynb #5d1e5a64
 def largest_seed_gap(*curves: pd.DataFrame, weights: str = 'ema', from_step: int = 1000,
                      metrics: Sequence[str] | None = None) -> dict[str, float]:
     "The seeds' largest range on their `weights` curves from `from_step` on, per metric (all, or `metrics`)."
-    _seed_curves(curves, weights, 'largest_seed_gap')   # a call with weights third is told so by this name
-    gaps = validation_seed_gaps(*curves, weights=weights)
+    gaps = _seed_gaps(curves, weights, 'largest_seed_gap')
     gaps = gaps.loc[gaps.index >= from_step, list(metrics) if metrics is not None else gaps.columns]
     if gaps.empty: raise MostNetError(f'the seeds share no {weights} validation step from step {from_step} on')
     return {metric: float(value) for metric, value in gaps.max().items()}
